@@ -1,0 +1,3 @@
+"""Korean sentiment analysis with LSTMs: a DVC pipeline tracked and served with MLflow."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""`python -m pipeline`: one command per DVC stage, plus scoring and benchmarking."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pipeline.errors import PipelineError
+
+COMMANDS = {
+    "prepare": "Load the data source, clean it, write a data report.",
+    "tokenize": "Tokenize the prepared documents with every configured tokenizer.",
+    "split": "Split into train/validation/test and build the vocabularies.",
+    "train": "Train one model variant, tracked as an MLflow run.",
+    "evaluate": "Score all variants, write the leaderboard, register the champion.",
+    "predict": "Score a file of texts with a model (registry URI or bundle folder).",
+    "benchmark": "Run the whole pipeline on NSMC and write a results table.",
+}
+
+
+class StageGroup(click.Group):
+    """Imports a stage module only when its command runs (TensorFlow is slow to import), and
+    turns a PipelineError into a one-line message and exit code 1."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl(list(COMMANDS.items()))
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"pipeline.{name}").command
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PipelineError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
+            sys.exit(1)
+
+
+@click.group(cls=StageGroup)
+def cli():
+    """Korean sentiment analysis with LSTMs: the stages `dvc repro` runs, and model scoring."""

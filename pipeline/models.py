@@ -1,0 +1,189 @@
+"""The model family: the notebook's three LSTMs in Keras 3, and a TF-IDF baseline.
+
+Every LSTM reads right-padded token ids with id 0 as padding; the embedding masks it, so a
+batch may be padded to any length without changing the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from pipeline.errors import PipelineError
+from pipeline.params import check_keys
+
+LSTM_TYPES = ("lstm", "lstm_dropout", "bilstm")
+BASELINE_TYPES = ("tfidf_logreg",)
+POOLING = ("last", "mean", "max")
+
+
+@dataclass(frozen=True)
+class LstmConfig:
+    type: str
+    tokenizer: str
+    vocab_size: int
+    max_length: int
+    embedding_dim: int
+    units: int
+    pooling: str
+    dropout: float
+    recurrent_dropout: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    patience: int
+
+
+@dataclass(frozen=True)
+class TfidfConfig:
+    type: str
+    analyzer: str
+    ngram_min: int
+    ngram_max: int
+    min_df: int
+    max_features: int
+    sublinear_tf: bool
+    C: float
+
+
+VariantConfig = LstmConfig | TfidfConfig
+
+
+def variant_from_params(name: str, section: dict) -> VariantConfig:
+    kind = section.get("type")
+    if kind in LSTM_TYPES:
+        cls = LstmConfig
+    elif kind in BASELINE_TYPES:
+        cls = TfidfConfig
+    else:
+        raise PipelineError(
+            f"variant {name!r}: unknown type {kind!r}; "
+            f"choose one of {', '.join(LSTM_TYPES + BASELINE_TYPES)}"
+        )
+    fields = set(cls.__dataclass_fields__)
+    check_keys(f"train.variants.{name}", section, fields)
+    missing = sorted(fields - set(section))
+    if missing:
+        raise PipelineError(f"variant {name!r} ({kind}) lacks setting(s): {', '.join(missing)}")
+    cfg = cls(**section)
+    if isinstance(cfg, LstmConfig) and cfg.pooling not in POOLING:
+        raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
+    return cfg
+
+
+def config_dict(cfg: VariantConfig) -> dict:
+    return asdict(cfg)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class MaskedMaxPooling(layers.Layer):
+    """Max over the time steps that are not padding."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is not None:
+            inputs = ops.where(ops.expand_dims(mask, -1), inputs, ops.full_like(inputs, -1e9))
+        return ops.max(inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+def _recurrent(cfg: LstmConfig) -> layers.Layer:
+    every_step = cfg.pooling != "last"
+    lstm = layers.LSTM(
+        cfg.units,
+        dropout=cfg.dropout if cfg.type == "lstm_dropout" else 0.0,
+        recurrent_dropout=cfg.recurrent_dropout if cfg.type == "lstm_dropout" else 0.0,
+        return_sequences=every_step,
+    )
+    return layers.Bidirectional(lstm) if cfg.type == "bilstm" else lstm
+
+
+def _pooling(cfg: LstmConfig) -> list[layers.Layer]:
+    if cfg.pooling == "mean":
+        return [layers.GlobalAveragePooling1D()]
+    if cfg.pooling == "max":
+        return [MaskedMaxPooling()]
+    return []
+
+
+def build_lstm_model(cfg: LstmConfig, vocab_size: int) -> keras.Model:
+    """Embedding -> [Dropout] -> LSTM or BiLSTM -> [pooling] -> [Dropout] -> Dense(sigmoid)."""
+    dropout = [layers.Dropout(cfg.dropout)] if cfg.type == "lstm_dropout" else []
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+            layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True),
+            *dropout,
+            _recurrent(cfg),
+            *_pooling(cfg),
+            *dropout,
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name=cfg.type,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class BucketedBatches(keras.utils.PyDataset):
+    """Batches of documents of similar length, each padded only to its own longest member.
+
+    Sorting by length inside pools of 50 batches keeps padding small while the pools and the
+    batch order are reshuffled every epoch from `seed`, so training stays deterministic.
+    """
+
+    POOL = 50
+
+    def __init__(self, ids: list[np.ndarray], labels: np.ndarray, batch_size: int,
+                 seed: int | None):
+        super().__init__()
+        self.ids, self.labels, self.batch_size, self.seed = ids, labels, batch_size, seed
+        self.epoch = 0
+        self.batches = self._batches()
+
+    def _batches(self) -> list[np.ndarray]:
+        lengths = np.array([len(x) for x in self.ids])
+        if self.seed is None:
+            order = np.argsort(lengths, kind="stable")
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng = np.random.default_rng((self.seed, self.epoch))
+        order = rng.permutation(len(self.ids))
+        pool = self.batch_size * self.POOL
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        batch = self.batches[index]
+        return pad_batch([self.ids[i] for i in batch]), self.labels[batch]
+
+    def on_epoch_end(self):
+        if self.seed is not None:
+            self.epoch += 1
+            self.batches = self._batches()
+
+
+def pad_batch(ids: list[np.ndarray]) -> np.ndarray:
+    width = max(1, max(len(x) for x in ids))
+    out = np.zeros((len(ids), width), dtype=np.int32)
+    for row, x in enumerate(ids):
+        out[row, : len(x)] = x
+    return out

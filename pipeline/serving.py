@@ -1,0 +1,97 @@
+"""The served model: raw Korean text in; label, sentiment and probability of positive out.
+
+A trained variant is a folder (a "bundle") of JSON and Keras-native files only:
+  bundle.json  variant name and type, tokenizer settings, sequence length
+  vocab.json   token list, index = id            (LSTM variants)
+  model.keras  the Keras model                  (LSTM variants)
+  tfidf.json   vocabulary, idf and coefficients  (TF-IDF baseline)
+
+Rules the README documents: a text is normalised like the training data (NFC, whitespace
+collapsed); one that is empty afterwards gets label -1, sentiment "unknown", probability 0.5;
+a text with more tokens than the sequence length keeps its first `max_length` tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.io import read_json
+from pipeline.text import normalize_text
+from pipeline.tokenizers import TokenizerConfig, make_tokenizer
+from pipeline.vocab import encode, index_of
+
+BUNDLE_FILE = "bundle.json"
+TEXT_COLUMN = "text"
+THRESHOLD = 0.5
+BATCH = 1024
+
+
+class Bundle:
+    """One trained variant, loaded once; scores many texts per model call."""
+
+    def __init__(self, folder: Path):
+        self.meta = read_json(folder / BUNDLE_FILE)
+        if self.meta["type"] == "tfidf_logreg":
+            from pipeline.baseline import TfidfScorer
+
+            self._tfidf = TfidfScorer(read_json(folder / "tfidf.json"))
+            return
+        self.tokenize = make_tokenizer(TokenizerConfig(**self.meta["tokenizer"]["config"]))
+        self.index = index_of(read_json(folder / "vocab.json"))
+        self.max_length = self.meta["max_length"]
+        self._infer = _compiled(folder / "model.keras")
+
+    @property
+    def tokenizer_name(self) -> str | None:
+        return self.meta.get("tokenizer", {}).get("name")
+
+    def probabilities(
+        self, texts: Sequence[str], tokens: Sequence[Sequence[str]] | None = None
+    ) -> np.ndarray:
+        """P(positive) per text; `tokens` may carry this bundle's tokenization, to skip it."""
+        if not len(texts):
+            return np.zeros(0, dtype=np.float32)
+        if self.meta["type"] == "tfidf_logreg":
+            return self._tfidf(texts).astype(np.float32)
+        if tokens is None:
+            tokens = self.tokenize(texts)
+        return self._score_ids(encode(tokens, self.index, self.max_length))
+
+    def _score_ids(self, ids: list[np.ndarray]) -> np.ndarray:
+        from pipeline.models import pad_batch
+
+        out = np.empty(len(ids), dtype=np.float32)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        for start in range(0, len(order), BATCH):
+            rows = order[start : start + BATCH]
+            out[rows] = self._infer(pad_batch([ids[i] for i in rows]))
+        return out
+
+    def predict(self, texts: Sequence[str]) -> pd.DataFrame:
+        normalised = [normalize_text(text) for text in texts]
+        present = [i for i, text in enumerate(normalised) if text]
+        probability = np.full(len(texts), THRESHOLD, dtype=np.float64)
+        probability[present] = self.probabilities([normalised[i] for i in present])
+        label = (probability >= THRESHOLD).astype(np.int64)
+        empty = np.ones(len(texts), dtype=bool)
+        empty[present] = False
+        label[empty] = -1
+        sentiment = np.where(label == 1, "positive", np.where(label == 0, "negative", "unknown"))
+        return pd.DataFrame({"label": label, "sentiment": sentiment, "probability": probability})
+
+
+def _compiled(model_path: Path):
+    """A graph-compiled forward pass: Keras' predict() costs milliseconds per call."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.saving.load_model(model_path, compile=False)
+    forward = tf.function(
+        lambda ids: model(ids, training=False),
+        input_signature=[tf.TensorSpec([None, None], tf.int32)],
+    )
+    return lambda ids: forward(tf.constant(ids)).numpy().ravel()

@@ -1,0 +1,90 @@
+"""Stage `split`: train / validation / test splits and one vocabulary per tokenizer."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from sklearn.model_selection import train_test_split
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from pipeline.params import check_keys, read_section
+from pipeline.tokenize import TOKENIZERS_FILE
+from pipeline.vocab import build_vocab
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int
+    validation_size: float
+    test_size: float
+    min_freq: int
+    max_vocab: int
+
+    @classmethod
+    def from_params(cls, section: dict) -> SplitConfig:
+        check_keys("split", section, set(cls.__dataclass_fields__))
+        cfg = cls(**section)
+        for name in ("validation_size", "test_size"):
+            if not 0 < getattr(cfg, name) < 1:
+                raise PipelineError(f"split.{name} must be between 0 and 1")
+        return cfg
+
+
+def run(
+    train: list[dict], test: list[dict] | None, cfg: SplitConfig
+) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Stratified splits (the given test set is kept whole) and vocabularies from training only."""
+    if test is None:
+        train, test = _stratified(train, cfg.test_size, cfg.seed)
+    train, validation = _stratified(train, cfg.validation_size / (1 - _share(test, train)), cfg.seed)
+    splits = {"train": train, "validation": validation, "test": test}
+    vocabs = {
+        name: build_vocab((r["tokens"][name] for r in train), cfg.min_freq, cfg.max_vocab)
+        for name in train[0]["tokens"]
+    }
+    return splits, vocabs
+
+
+def _share(test: list[dict], rest: list[dict]) -> float:
+    """Validation size is a share of all documents when the test set was carved from them."""
+    return len(test) / (len(test) + len(rest)) if test else 0.0
+
+
+def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict], list[dict]]:
+    labels = [r["label"] for r in records]
+    try:
+        return train_test_split(records, test_size=size, random_state=seed, stratify=labels)
+    except ValueError as exc:
+        raise PipelineError(f"cannot split {len(records)} documents: {exc}") from exc
+
+
+@click.command("split")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
+@click.option("--in-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="Output folder of `tokenize`.")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+              help="Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.")
+def command(params_path: Path, in_dir: Path, out_dir: Path):
+    """Split into train/validation/test (params `split`) and build the vocabularies."""
+    cfg = SplitConfig.from_params(read_section(params_path, "split"))
+    test_path = in_dir / "test.jsonl"
+    splits, vocabs = run(
+        read_jsonl(in_dir / "train.jsonl"),
+        read_jsonl(test_path) if test_path.exists() else None,
+        cfg,
+    )
+    tokenizers = read_json(in_dir / TOKENIZERS_FILE)
+    with atomic_dir(out_dir) as tmp:
+        for name, records in splits.items():
+            write_jsonl(tmp / f"{name}.jsonl", records)
+        for name, tokens in vocabs.items():
+            write_json(tmp / "vocab" / f"{name}.json", {"tokenizer": tokenizers[name], "tokens": tokens})
+        shutil.copyfile(in_dir / TOKENIZERS_FILE, tmp / TOKENIZERS_FILE)
+    sizes = ", ".join(f"{name} {len(records)}" for name, records in splits.items())
+    click.echo(f"split: {sizes}; vocabulary sizes: {', '.join(f'{n} {len(v)}' for n, v in vocabs.items())}")

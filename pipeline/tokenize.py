@@ -1,0 +1,59 @@
+"""Stage `tokenize`: run every configured tokenizer over the prepared documents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from pipeline.params import check_keys, read_section
+from pipeline.tokenizers import Tokenizer, TokenizerConfig, make_tokenizer
+
+CHUNK = 2000
+TOKENIZERS_FILE = "tokenizers.json"
+
+
+def configs_from_params(section: dict) -> dict[str, TokenizerConfig]:
+    check_keys("tokenize", section, {"tokenizers"})
+    if not section["tokenizers"]:
+        raise PipelineError("params 'tokenize.tokenizers' defines no tokenizer")
+    return {
+        name: TokenizerConfig.from_params(name, cfg) for name, cfg in section["tokenizers"].items()
+    }
+
+
+def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = "") -> list[dict]:
+    """Return copies of `records` with a `tokens` mapping: tokenizer name -> token list."""
+    texts = [record["text"] for record in records]
+    tokens: dict[str, list[list[str]]] = {name: [] for name in tokenizers}
+    with tqdm(total=len(texts), unit="doc", desc=desc, disable=len(texts) < 10 * CHUNK) as bar:
+        for start in range(0, len(texts), CHUNK):
+            chunk = texts[start : start + CHUNK]
+            for name, tokenize in tokenizers.items():
+                tokens[name].extend(tokenize(chunk))
+            bar.update(len(chunk))
+    return [
+        {**record, "tokens": {name: tokens[name][i] for name in tokenizers}}
+        for i, record in enumerate(records)
+    ]
+
+
+@click.command("tokenize")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
+@click.option("--in-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="Output folder of `prepare`.")
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+              help="Where the tokenized JSON Lines and tokenizers.json go.")
+def command(params_path: Path, in_dir: Path, out_dir: Path):
+    """Tokenize the prepared documents with every tokenizer in params `tokenize`."""
+    configs = configs_from_params(read_section(params_path, "tokenize"))
+    tokenizers = {name: make_tokenizer(cfg) for name, cfg in configs.items()}
+    with atomic_dir(out_dir) as tmp:
+        for part in sorted(in_dir.glob("*.jsonl")):
+            write_jsonl(tmp / part.name, run(read_jsonl(part), tokenizers, desc=part.stem))
+        write_json(tmp / TOKENIZERS_FILE, {name: cfg.to_dict() for name, cfg in configs.items()})
+    click.echo(f"tokenized {in_dir} with {', '.join(configs)}")

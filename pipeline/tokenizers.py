@@ -1,0 +1,74 @@
+"""Tokenizers shared by the `tokenize` stage and the served model: text in, token lists out.
+
+Every tokenizer is stateless per document, so the served model reproduces training exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from pipeline.errors import PipelineError
+from pipeline.params import check_keys
+
+METHODS = ("kiwi", "whitespace")
+
+# The characters Keras' old Tokenizer removed by default; the notebook relied on them.
+_KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
+
+Tokenizer = Callable[[Sequence[str]], list[list[str]]]
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    method: str
+    tags: bool = False
+    max_repeat: int = 0
+    num_workers: int = 0
+
+    @classmethod
+    def from_params(cls, name: str, section: dict) -> TokenizerConfig:
+        check_keys(f"tokenize.tokenizers.{name}", section, set(cls.__dataclass_fields__))
+        if section.get("method") not in METHODS:
+            raise PipelineError(
+                f"tokenizer {name!r}: unknown method {section.get('method')!r}; "
+                f"choose one of {', '.join(METHODS)}"
+            )
+        return cls(**section)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
+    if cfg.method == "whitespace":
+        return whitespace_tokens
+    return _kiwi_tokenizer(cfg)
+
+
+def whitespace_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """The notebook's Keras Tokenizer: strip punctuation, lower-case, split on whitespace."""
+    return [_KERAS_FILTERS.sub(" ", text).lower().split() for text in texts]
+
+
+def squeeze_repeats(text: str, max_repeat: int) -> str:
+    """Shorten runs of one character (ㅋㅋㅋㅋㅋ, !!!!!) to at most `max_repeat` copies."""
+    if max_repeat <= 0:
+        return text
+    return re.sub(r"(.)\1{%d,}" % max_repeat, lambda m: m.group(1) * max_repeat, text)
+
+
+def _kiwi_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
+    from kiwipiepy import Kiwi
+
+    kiwi = Kiwi(num_workers=cfg.num_workers)
+
+    def tokenize(texts: Sequence[str]) -> list[list[str]]:
+        squeezed = [squeeze_repeats(text, cfg.max_repeat) for text in texts]
+        analysed = kiwi.tokenize(squeezed) if len(squeezed) > 1 else [kiwi.tokenize(squeezed[0])] if squeezed else []
+        if cfg.tags:
+            return [[f"{t.form}/{t.tag}" for t in tokens] for tokens in analysed]
+        return [[t.form for t in tokens] for tokens in analysed]
+
+    return tokenize

@@ -1,0 +1,236 @@
+"""Stage `train@<variant>`: fit one model variant and track it in MLflow."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_dir, atomic_file, read_json, read_jsonl, sha256_file, write_json
+from pipeline.models import (
+    LstmConfig,
+    TfidfConfig,
+    VariantConfig,
+    build_lstm_model,
+    config_dict,
+    variant_from_params,
+)
+from pipeline.params import check_keys, read_section
+from pipeline.serving import BUNDLE_FILE
+from pipeline.vocab import encode, index_of
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    experiment: str
+    seed: int
+    variant: str
+    config: VariantConfig
+
+    @classmethod
+    def from_params(cls, section: dict, variant: str) -> TrainSettings:
+        check_keys("train", section, {"experiment", "seed", "variants"})
+        variants = section["variants"] or {}
+        if variant not in variants:
+            raise PipelineError(
+                f"unknown variant {variant!r}; params 'train.variants' defines "
+                f"{', '.join(variants) or 'none'}"
+            )
+        return cls(
+            section["experiment"], section["seed"], variant, variant_from_params(variant, variants[variant])
+        )
+
+
+@dataclass
+class Trained:
+    """A fitted variant: what goes into its bundle folder, plus how training went."""
+
+    meta: dict
+    history: list[dict]
+    seconds: float
+    files: dict[str, object] = field(default_factory=dict)
+    keras_model: object = None
+
+    @property
+    def best(self) -> dict:
+        return min(self.history, key=lambda row: row["val_loss"])
+
+
+def train_variant(
+    settings: TrainSettings,
+    splits: dict[str, list[dict]],
+    vocab: dict | None,
+    callbacks: Sequence = (),
+) -> Trained:
+    """Fit the variant on `splits['train']`, validating on `splits['validation']` each epoch."""
+    cfg = settings.config
+    if isinstance(cfg, TfidfConfig):
+        return _train_tfidf(settings, splits)
+    return _train_lstm(settings, cfg, splits, vocab, callbacks)
+
+
+def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
+    import keras
+
+    _seed_everything(settings.seed)
+    tokens = vocab["tokens"][: cfg.vocab_size]
+    index = index_of(tokens)
+    data = {
+        name: _batches(records, cfg, index, seed=settings.seed if name == "train" else None)
+        for name, records in splits.items()
+    }
+    model = build_lstm_model(cfg, len(tokens))
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+    )
+    started = time.perf_counter()
+    fitted = model.fit(
+        data["train"],
+        validation_data=data["validation"],
+        epochs=cfg.epochs,
+        callbacks=[stop, *callbacks],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    seconds = time.perf_counter() - started
+    meta = {
+        "variant": settings.variant,
+        "type": cfg.type,
+        "tokenizer": {"name": cfg.tokenizer, "config": vocab["tokenizer"]},
+        "max_length": cfg.max_length,
+        "vocab_size": len(tokens),
+    }
+    history = _history_rows(fitted.history)
+    return Trained(meta, history, seconds, {"vocab.json": tokens}, keras_model=model)
+
+
+def _batches(records, cfg: LstmConfig, index, seed):
+    from pipeline.models import BucketedBatches
+
+    ids = encode([r["tokens"][cfg.tokenizer] for r in records], index, cfg.max_length)
+    labels = np.array([r["label"] for r in records], dtype=np.float32)
+    return BucketedBatches(ids, labels, cfg.batch_size, seed)
+
+
+def _train_tfidf(settings, splits) -> Trained:
+    from pipeline.baseline import TfidfScorer, fit_tfidf_logreg
+
+    started = time.perf_counter()
+    texts = {name: [r["text"] for r in records] for name, records in splits.items()}
+    labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
+    exported = fit_tfidf_logreg(texts["train"], labels["train"], settings.config, settings.seed)
+    seconds = time.perf_counter() - started
+    scorer = TfidfScorer(exported)
+    row = {"epoch": 1}
+    for name, prefix in (("train", "train_"), ("validation", "val_")):
+        p = scorer(texts[name])
+        row[f"{prefix}loss"] = _log_loss(labels[name], p)
+        row[f"{prefix}accuracy"] = float(np.mean((p >= 0.5) == labels[name]))
+    meta = {"variant": settings.variant, "type": settings.config.type}
+    return Trained(meta, [row], seconds, {"tfidf.json": exported})
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _history_rows(history: dict[str, list[float]]) -> list[dict]:
+    from pipeline.tracking import epoch_metrics
+
+    epochs = len(history["loss"])
+    return [
+        {"epoch": i + 1, **epoch_metrics({k: v[i] for k, v in history.items()})} for i in range(epochs)
+    ]
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def write_bundle(trained: Trained, folder: Path) -> None:
+    write_json(folder / BUNDLE_FILE, trained.meta)
+    for name, content in trained.files.items():
+        write_json(folder / name, content)
+    if trained.keras_model is not None:
+        trained.keras_model.save(folder / "model.keras")
+
+
+def final_metrics(trained: Trained) -> dict:
+    best = trained.best
+    return {
+        "val_loss": best["val_loss"],
+        "val_accuracy": best["val_accuracy"],
+        "best_epoch": best["epoch"],
+        "epochs_run": len(trained.history),
+        "train_seconds": round(trained.seconds, 2),
+    }
+
+
+def write_history_csv(history: list[dict], path: Path) -> None:
+    with atomic_file(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def model_summary(model) -> str:
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"))
+    return buffer.getvalue()
+
+
+@click.command("train")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
+@click.option("--variant", required=True, help="A key of params 'train.variants'.")
+@click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="Output folder of `split`.")
+@click.option("--data-report", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              required=True, help="The data report of `prepare` (names the data source).")
+@click.option("--model-dir", type=click.Path(path_type=Path), required=True,
+              help="Where the variant's bundle (model, vocabulary, settings) goes.")
+@click.option("--reports-dir", type=click.Path(path_type=Path), required=True,
+              help="Where history.csv, metrics.json and run.json go.")
+def command(params_path, variant, data_dir, data_report, model_dir, reports_dir):
+    """Train one variant from params 'train' and log it as an MLflow run named after it."""
+    from pipeline.tracking import variant_run
+
+    settings = TrainSettings.from_params(read_section(params_path, "train"), variant)
+    splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
+    vocab = None
+    if isinstance(settings.config, LstmConfig):
+        vocab_path = data_dir / "vocab" / f"{settings.config.tokenizer}.json"
+        if not vocab_path.is_file():
+            raise PipelineError(
+                f"variant {variant!r} uses tokenizer {settings.config.tokenizer!r}, which params "
+                "'tokenize.tokenizers' does not define"
+            )
+        vocab = read_json(vocab_path)
+    digests = {name: sha256_file(data_dir / f"{name}.jsonl") for name in splits}
+    with variant_run(settings, read_json(data_report)["source"], digests) as logger:
+        logger.log_inputs(splits, data_dir)
+        trained = train_variant(settings, splits, vocab, callbacks=logger.callbacks())
+        with atomic_dir(model_dir) as tmp:
+            write_bundle(trained, tmp)
+        metrics = final_metrics(trained)
+        write_history_csv(trained.history, reports_dir / "history.csv")
+        write_json(reports_dir / "metrics.json", metrics)
+        run_info = logger.log_result(trained, metrics, model_dir)
+        write_json(reports_dir / "run.json", run_info)
+    click.echo(
+        f"{variant}: val_accuracy {metrics['val_accuracy']:.4f} at epoch {metrics['best_epoch']}, "
+        f"{metrics['train_seconds']:.1f} s; MLflow run {run_info['run_id']}"
+    )
