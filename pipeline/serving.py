@@ -27,7 +27,7 @@ from pipeline.vocab import encode, index_of
 BUNDLE_FILE = "bundle.json"
 TEXT_COLUMN = "text"
 THRESHOLD = 0.5
-BATCH = 1024
+BATCH = 128
 
 
 class Bundle:

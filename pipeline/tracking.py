@@ -73,7 +73,14 @@ def execution_id() -> str:
 def tracked_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     """A run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C or SIGTERM."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    run = mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags)
+    # Under `mlflow run`, MLFLOW_RUN_ID names the run that project run created: log into it.
+    resumed = os.environ.get("MLFLOW_RUN_ID")
+    run = mlflow.start_run(
+        run_id=resumed or None,
+        experiment_id=None if resumed else experiment,
+        run_name=None if resumed else run_name,
+        tags={**tags, "mlflow.runName": run_name} if resumed else tags,
+    )
     try:
         yield run
     except KeyboardInterrupt:

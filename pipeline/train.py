@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, atomic_file, read_json, read_jsonl, sha256_file, write_json
@@ -38,7 +39,7 @@ class TrainSettings:
     config: VariantConfig
 
     @classmethod
-    def from_params(cls, section: dict, variant: str) -> TrainSettings:
+    def from_params(cls, section: dict, variant: str, overrides: str = "") -> TrainSettings:
         check_keys("train", section, {"experiment", "seed", "variants"})
         variants = section["variants"] or {}
         if variant not in variants:
@@ -46,9 +47,19 @@ class TrainSettings:
                 f"unknown variant {variant!r}; params 'train.variants' defines "
                 f"{', '.join(variants) or 'none'}"
             )
-        return cls(
-            section["experiment"], section["seed"], variant, variant_from_params(variant, variants[variant])
-        )
+        config = {**variants[variant], **parse_overrides(overrides)}
+        return cls(section["experiment"], section["seed"], variant, variant_from_params(variant, config))
+
+
+def parse_overrides(text: str) -> dict:
+    """'units=64 epochs=3' -> {'units': 64, 'epochs': 3}, values read as YAML scalars."""
+    overrides = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PipelineError(f"override {item!r} is not KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
 @dataclass
@@ -196,6 +207,8 @@ def model_summary(model) -> str:
 @click.command("train")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
 @click.option("--variant", required=True, help="A key of params 'train.variants'.")
+@click.option("--overrides", default="", metavar="'KEY=VALUE ...'",
+              help="Settings that replace the variant's params for this run, e.g. 'units=64'.")
 @click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
               required=True, help="Output folder of `split`.")
 @click.option("--data-report", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -204,11 +217,11 @@ def model_summary(model) -> str:
               help="Where the variant's bundle (model, vocabulary, settings) goes.")
 @click.option("--reports-dir", type=click.Path(path_type=Path), required=True,
               help="Where history.csv, metrics.json and run.json go.")
-def command(params_path, variant, data_dir, data_report, model_dir, reports_dir):
+def command(params_path, variant, overrides, data_dir, data_report, model_dir, reports_dir):
     """Train one variant from params 'train' and log it as an MLflow run named after it."""
     from pipeline.tracking import variant_run
 
-    settings = TrainSettings.from_params(read_section(params_path, "train"), variant)
+    settings = TrainSettings.from_params(read_section(params_path, "train"), variant, overrides)
     splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
     vocab = None
     if isinstance(settings.config, LstmConfig):

@@ -1,0 +1,39 @@
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.split import SplitConfig, run
+from tests.conftest import tiny_records
+
+CFG = SplitConfig(seed=7, validation_size=0.25, test_size=0.25, min_freq=1, max_vocab=100)
+
+
+def test_three_way_stratified_split_is_deterministic():
+    records = tiny_records()
+    splits, _ = run(records, None, CFG)
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [12, 6, 6]
+    for part in splits.values():
+        assert sum(r["label"] for r in part) * 2 == len(part)
+    again, _ = run(records, None, CFG)
+    assert again == splits
+
+
+def test_given_test_set_is_kept_whole_and_vocab_comes_from_train_only():
+    train = tiny_records()
+    test = [{"text": "새말", "label": 1, "tokens": {"space": ["새말"]}}]
+    splits, vocabs = run(train, test, CFG)
+    assert splits["test"] == test
+    assert "새말" not in vocabs["space"]
+    validation_only = {t for r in splits["validation"] for t in r["tokens"]["space"]} - {
+        t for r in splits["train"] for t in r["tokens"]["space"]}
+    assert not validation_only & set(vocabs["space"])
+
+
+def test_bad_sizes_are_errors():
+    with pytest.raises(PipelineError, match="validation_size"):
+        SplitConfig.from_params({"seed": 1, "validation_size": 1.5, "test_size": 0.1,
+                                 "min_freq": 1, "max_vocab": 10})
+
+
+def test_too_few_documents_is_an_error():
+    with pytest.raises(PipelineError, match="cannot split"):
+        run(tiny_records()[:3], None, CFG)

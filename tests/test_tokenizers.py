@@ -1,0 +1,39 @@
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.tokenizers import TokenizerConfig, make_tokenizer, squeeze_repeats, whitespace_tokens
+
+
+def test_whitespace_mirrors_the_notebook_keras_tokenizer():
+    assert whitespace_tokens(["이 영화, 정말 재미있다!!", "OST 최고"]) == [
+        ["이", "영화", "정말", "재미있다"], ["ost", "최고"],
+    ]
+
+
+def test_squeeze_repeats():
+    assert squeeze_repeats("ㅋㅋㅋㅋㅋㅋ 좋다!!!!!", 3) == "ㅋㅋㅋ 좋다!!!"
+    assert squeeze_repeats("ㅋㅋㅋㅋ", 0) == "ㅋㅋㅋㅋ"
+
+
+def test_kiwi_morphemes_with_tags_batch_equals_single():
+    tokenize = make_tokenizer(TokenizerConfig("kiwi", tags=True, max_repeat=2, num_workers=1))
+    batch = tokenize(["정말 감동적인 영화ㅋㅋㅋㅋ", "지루했다"])
+    assert batch[0][:2] == ["정말/MAG", "감동/NNG"]
+    assert batch[0][-1] == "ㅋㅋ/SW"
+    assert tokenize(["지루했다"]) == [batch[1]]
+
+
+def test_kiwi_without_tags():
+    tokenize = make_tokenizer(TokenizerConfig("kiwi", tags=False, max_repeat=0, num_workers=1))
+    assert tokenize(["영화"]) == [["영화"]]
+    assert tokenize([]) == []
+
+
+def test_unknown_method_is_an_error():
+    with pytest.raises(PipelineError, match="unknown method 'mecab'"):
+        TokenizerConfig.from_params("morph", {"method": "mecab"})
+
+
+def test_unknown_setting_is_an_error():
+    with pytest.raises(PipelineError, match="unknown setting.*tagz"):
+        TokenizerConfig.from_params("morph", {"method": "kiwi", "tagz": True})
