@@ -32,7 +32,9 @@ class EvaluateConfig:
         cfg = cls(**section)
         for name in (cfg.select_by, *cfg.gate):
             if name not in METRICS:
-                raise PipelineError(f"evaluate: unknown metric {name!r}; use one of {', '.join(METRICS)}")
+                raise PipelineError(
+                    f"evaluate: unknown metric {name!r}; use one of {', '.join(METRICS)}"
+                )
         return cfg
 
 
@@ -51,14 +53,18 @@ def scores(labels: np.ndarray, probability: np.ndarray) -> dict:
         "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
         "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
         "roc_auc": float(skm.roc_auc_score(labels, probability)),
-        "log_loss": float(skm.log_loss(labels, np.clip(probability, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "log_loss": float(
+            skm.log_loss(labels, np.clip(probability, 1e-7, 1 - 1e-7), labels=[0, 1])
+        ),
         "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
     }
 
 
 def score_variant(bundle: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
     texts = [r["text"] for r in records]
-    tokens = [r["tokens"][bundle.tokenizer_name] for r in records] if bundle.tokenizer_name else None
+    tokens = (
+        [r["tokens"][bundle.tokenizer_name] for r in records] if bundle.tokenizer_name else None
+    )
     probability = bundle.probabilities(texts, tokens)
     return scores(np.array([r["label"] for r in records]), probability), probability
 
@@ -77,8 +83,9 @@ def choose(results: dict[str, dict], cfg: EvaluateConfig) -> Verdict:
     return Verdict(champion, not reasons, reasons)
 
 
-def leaderboard(results: dict[str, dict], extras: dict[str, dict], cfg: EvaluateConfig,
-                verdict: Verdict) -> tuple[list[dict], str]:
+def leaderboard(
+    results: dict[str, dict], extras: dict[str, dict], cfg: EvaluateConfig, verdict: Verdict
+) -> tuple[list[dict], str]:
     sign = -1 if cfg.select_by in LOWER_IS_BETTER else 1
     order = sorted(results, key=lambda v: (-sign * results[v]["validation"][cfg.select_by], v))
     rows = [
@@ -92,12 +99,26 @@ def leaderboard(results: dict[str, dict], extras: dict[str, dict], cfg: Evaluate
         }
         for rank, variant in enumerate(order, start=1)
     ]
-    columns = ["rank", "variant", "type", "val_accuracy", "val_f1", "val_roc_auc", "test_accuracy",
-               "test_f1", "test_roc_auc", "test_log_loss", "best_epoch", "train_seconds"]
+    columns = [
+        "rank",
+        "variant",
+        "type",
+        "val_accuracy",
+        "val_f1",
+        "val_roc_auc",
+        "test_accuracy",
+        "test_f1",
+        "test_roc_auc",
+        "test_log_loss",
+        "best_epoch",
+        "train_seconds",
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         name = f"**{row['variant']}** (champion)" if row["champion"] else row["variant"]
-        lines.append("| " + " | ".join(name if c == "variant" else str(row[c]) for c in columns) + " |")
+        lines.append(
+            "| " + " | ".join(name if c == "variant" else str(row[c]) for c in columns) + " |"
+        )
     title = f"Variants ranked by validation {cfg.select_by}"
     return rows, f"# {title}\n\n" + "\n".join(lines) + "\n"
 
@@ -124,14 +145,30 @@ def variants_in(train_section: dict) -> list[str]:
 
 @click.command("evaluate")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Output folder of `split`.")
-@click.option("--models-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Folder holding one bundle per variant (outputs of `train`).")
-@click.option("--runs-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Folder holding <variant>/run.json and metrics.json.")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="Where metrics.json, leaderboard.md/json, champion.json and plots/ go.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Output folder of `split`.",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Folder holding one bundle per variant (outputs of `train`).",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Folder holding <variant>/run.json and metrics.json.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where metrics.json, leaderboard.md/json, champion.json and plots/ go.",
+)
 def command(params_path, data_dir, models_dir, runs_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
     from pipeline import registry
@@ -150,14 +187,22 @@ def command(params_path, data_dir, models_dir, runs_dir, out_dir):
         for name, records in splits.items():
             results[variant][name], probabilities[variant][name] = score_variant(bundle, records)
         trained = read_json(runs_dir / variant / "metrics.json")
-        extras[variant] = {"type": bundle.meta["type"], "best_epoch": trained["best_epoch"],
-                           "train_seconds": trained["train_seconds"]}
+        extras[variant] = {
+            "type": bundle.meta["type"],
+            "best_epoch": trained["best_epoch"],
+            "train_seconds": trained["train_seconds"],
+        }
     verdict = choose(results, cfg)
     rows, markdown = leaderboard(results, extras, cfg, verdict)
     runs = {v: read_json(runs_dir / v / "run.json") for v in variants}
     registry.log_evaluation(runs, results)
-    champion = registry.promote(cfg, verdict, runs[verdict.champion], results[verdict.champion],
-                                data_digest=_digest(data_dir))
+    champion = registry.promote(
+        cfg,
+        verdict,
+        runs[verdict.champion],
+        results[verdict.champion],
+        data_digest=_digest(data_dir),
+    )
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "metrics.json", _scalar_metrics(results))
         write_json(tmp / "leaderboard.json", rows)
@@ -169,8 +214,9 @@ def command(params_path, data_dir, models_dir, runs_dir, out_dir):
         click.echo(f"champion: {verdict.champion} -> {cfg.registered_model} v{champion['version']}")
     else:
         click.secho(
-            f"champion candidate {verdict.champion} failed the gate ({'; '.join(verdict.reasons)}); "
-            f"the alias 'champion' of {cfg.registered_model} was left unchanged",
+            f"champion candidate {verdict.champion} failed the gate "
+            f"({'; '.join(verdict.reasons)}); the alias 'champion' of "
+            f"{cfg.registered_model} was left unchanged",
             fg="yellow",
         )
 

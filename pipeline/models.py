@@ -146,8 +146,9 @@ class BucketedBatches(keras.utils.PyDataset):
 
     POOL = 50
 
-    def __init__(self, ids: list[np.ndarray], labels: np.ndarray, batch_size: int,
-                 seed: int | None):
+    def __init__(
+        self, ids: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int | None
+    ):
         super().__init__()
         self.ids, self.labels, self.batch_size, self.seed = ids, labels, batch_size, seed
         self.epoch = 0
@@ -165,7 +166,9 @@ class BucketedBatches(keras.utils.PyDataset):
         for start in range(0, len(order), pool):
             chunk = order[start : start + pool]
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def __len__(self) -> int:

@@ -20,8 +20,13 @@ def read_texts(path: Path, column: str) -> list[str]:
     if path.suffix.lower() == ".txt":
         return path.read_text(encoding="utf-8").splitlines()
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
-                        quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
+    frame = pd.read_csv(
+        path,
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
+    )
     if column not in frame.columns:
         raise PipelineError(f"{path}: no column {column!r}; found {', '.join(frame.columns)}")
     return frame[column].tolist()
@@ -43,19 +48,37 @@ def load_scorer(model: str):
 
 
 @click.command("predict")
-@click.option("--model", required=True,
-              help="models:/<name>@champion, runs:/<id>/model, models:/<model-id>, or a bundle folder.")
-@click.option("--input", "input_path", type=click.Path(path_type=Path), required=True,
-              help="A .txt file (one text per line) or a CSV/TSV file with a text column.")
-@click.option("--text-column", default=TEXT_COLUMN, show_default=True,
-              help="The column holding the texts in a CSV/TSV input.")
-@click.option("--output", type=click.Path(path_type=Path), required=True,
-              help="CSV file to write: text, label, sentiment, probability.")
+@click.option(
+    "--model",
+    required=True,
+    help="models:/<name>@champion, runs:/<id>/model, models:/<model-id>, or a bundle folder.",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A .txt file (one text per line) or a CSV/TSV file with a text column.",
+)
+@click.option(
+    "--text-column",
+    default=TEXT_COLUMN,
+    show_default=True,
+    help="The column holding the texts in a CSV/TSV input.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="CSV file to write: text, label, sentiment, probability.",
+)
 def command(model, input_path, text_column, output):
     """Score every text of a file and write the predictions as CSV."""
     texts = read_texts(input_path, text_column)
     predictions = load_scorer(model)(texts)
-    result = pd.concat([pd.DataFrame({TEXT_COLUMN: texts}), predictions.reset_index(drop=True)], axis=1)
+    result = pd.concat(
+        [pd.DataFrame({TEXT_COLUMN: texts}), predictions.reset_index(drop=True)], axis=1
+    )
     with atomic_file(output) as tmp:
         result.to_csv(tmp, index=False)
     counts = result["sentiment"].value_counts().to_dict()

@@ -146,14 +146,30 @@ def load_rows(
 
 @click.command("prepare")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option("--sample-file", type=click.Path(path_type=Path), required=True,
-              help="The embedded sample reviews (used when data.source is 'sample').")
-@click.option("--download-dir", type=click.Path(path_type=Path), required=True,
-              help="Cache for downloaded NSMC files (used when data.source is 'nsmc').")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="Where train.jsonl (and test.jsonl, if the source has a test set) go.")
-@click.option("--report", type=click.Path(path_type=Path), required=True,
-              help="JSON data report: rows read, dropped per reason, class balance.")
+@click.option(
+    "--sample-file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The embedded sample reviews (used when data.source is 'sample').",
+)
+@click.option(
+    "--download-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Cache for downloaded NSMC files (used when data.source is 'nsmc').",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where train.jsonl (and test.jsonl, if the source has a test set) go.",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="JSON data report: rows read, dropped per reason, class balance.",
+)
 def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: Path, report: Path):
     """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
     cfg = DataConfig.from_params(read_section(params_path, "data"))
@@ -164,4 +180,6 @@ def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: P
         if prepared.test is not None:
             write_jsonl(tmp / "test.jsonl", prepared.test)
     write_json(report, {"source": cfg.source, **prepared.report})
-    click.echo(f"prepared {len(prepared.train)} training and {len(prepared.test or [])} test documents")
+    click.echo(
+        f"prepared {len(prepared.train)} training and {len(prepared.test or [])} test documents"
+    )

@@ -48,8 +48,12 @@ def promote(cfg, verdict, run: dict, results: dict, data_digest: str) -> dict:
         "data.digest": data_digest,
         "run_id": run["run_id"],
         "git_commit": client.get_run(run["run_id"]).data.tags.get("mlflow.source.git.commit", ""),
-        **{f"{_prefix(split)}_{m}": f"{v:.4f}" for split, scores in results.items()
-           for m, v in scores.items() if m != "confusion_matrix"},
+        **{
+            f"{_prefix(split)}_{m}": f"{v:.4f}"
+            for split, scores in results.items()
+            for m, v in scores.items()
+            if m != "confusion_matrix"
+        },
     }
     for key, value in tags.items():
         client.set_model_version_tag(cfg.registered_model, version.version, key, value)
@@ -88,5 +92,6 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(
-            name, description="Korean sentiment classifier (raw text in, label and probability out)."
+            name,
+            description="Korean sentiment classifier (raw text in, label and probability out).",
         )

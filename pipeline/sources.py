@@ -39,7 +39,9 @@ def read_table(path: Path, fmt: TableFormat) -> list[Row]:
         with path.open(encoding="utf-8-sig", newline="") as f:
             return list(_rows(path, f, fmt))
     except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path} is not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise PipelineError(
+            f"{path} is not valid UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
 
 
 def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:

@@ -42,7 +42,9 @@ def run(
     """Stratified splits (the given test set is kept whole) and vocabularies from training only."""
     if test is None:
         train, test = _stratified(train, cfg.test_size, cfg.seed)
-    train, validation = _stratified(train, cfg.validation_size / (1 - _share(test, train)), cfg.seed)
+    train, validation = _stratified(
+        train, cfg.validation_size / (1 - _share(test, train)), cfg.seed
+    )
     splits = {"train": train, "validation": validation, "test": test}
     vocabs = {
         name: build_vocab((r["tokens"][name] for r in train), cfg.min_freq, cfg.max_vocab)
@@ -66,10 +68,18 @@ def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict]
 
 @click.command("split")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option("--in-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Output folder of `tokenize`.")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.")
+@click.option(
+    "--in-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Output folder of `tokenize`.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.",
+)
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Split into train/validation/test (params `split`) and build the vocabularies."""
     cfg = SplitConfig.from_params(read_section(params_path, "split"))
@@ -84,7 +94,11 @@ def command(params_path: Path, in_dir: Path, out_dir: Path):
         for name, records in splits.items():
             write_jsonl(tmp / f"{name}.jsonl", records)
         for name, tokens in vocabs.items():
-            write_json(tmp / "vocab" / f"{name}.json", {"tokenizer": tokenizers[name], "tokens": tokens})
+            write_json(
+                tmp / "vocab" / f"{name}.json", {"tokenizer": tokenizers[name], "tokens": tokens}
+            )
         shutil.copyfile(in_dir / TOKENIZERS_FILE, tmp / TOKENIZERS_FILE)
     sizes = ", ".join(f"{name} {len(records)}" for name, records in splits.items())
-    click.echo(f"split: {sizes}; vocabulary sizes: {', '.join(f'{n} {len(v)}' for n, v in vocabs.items())}")
+    click.echo(
+        f"split: {sizes}; vocabulary sizes: {', '.join(f'{n} {len(v)}' for n, v in vocabs.items())}"
+    )

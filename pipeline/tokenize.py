@@ -44,10 +44,18 @@ def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = ""
 
 @click.command("tokenize")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option("--in-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Output folder of `prepare`.")
-@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
-              help="Where the tokenized JSON Lines and tokenizers.json go.")
+@click.option(
+    "--in-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Output folder of `prepare`.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where the tokenized JSON Lines and tokenizers.json go.",
+)
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Tokenize the prepared documents with every tokenizer in params `tokenize`."""
     configs = configs_from_params(read_section(params_path, "tokenize"))

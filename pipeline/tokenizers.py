@@ -56,7 +56,7 @@ def squeeze_repeats(text: str, max_repeat: int) -> str:
     """Shorten runs of one character (ㅋㅋㅋㅋㅋ, !!!!!) to at most `max_repeat` copies."""
     if max_repeat <= 0:
         return text
-    return re.sub(r"(.)\1{%d,}" % max_repeat, lambda m: m.group(1) * max_repeat, text)
+    return re.sub(rf"(.)\1{{{max_repeat},}}", lambda m: m.group(1) * max_repeat, text)
 
 
 def _kiwi_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
@@ -66,7 +66,13 @@ def _kiwi_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
 
     def tokenize(texts: Sequence[str]) -> list[list[str]]:
         squeezed = [squeeze_repeats(text, cfg.max_repeat) for text in texts]
-        analysed = kiwi.tokenize(squeezed) if len(squeezed) > 1 else [kiwi.tokenize(squeezed[0])] if squeezed else []
+        analysed = (
+            kiwi.tokenize(squeezed)
+            if len(squeezed) > 1
+            else [kiwi.tokenize(squeezed[0])]
+            if squeezed
+            else []
+        )
         if cfg.tags:
             return [[f"{t.form}/{t.tag}" for t in tokens] for tokens in analysed]
         return [[t.form for t in tokens] for tokens in analysed]

@@ -118,8 +118,18 @@ def requirements() -> list[str]:
     """Pinned requirements of the served model, taken from this environment."""
     from importlib.metadata import version
 
-    names = ("mlflow", "tensorflow", "keras", "kiwipiepy", "kiwipiepy-model", "scikit-learn",
-             "numpy", "pandas", "scipy", "pyyaml")
+    names = (
+        "mlflow",
+        "tensorflow",
+        "keras",
+        "kiwipiepy",
+        "kiwipiepy-model",
+        "scikit-learn",
+        "numpy",
+        "pandas",
+        "scipy",
+        "pyyaml",
+    )
     return [f"{name}=={version(name)}" for name in names]
 
 
@@ -139,10 +149,14 @@ class VariantLogger:
 
         for name, records in splits.items():
             path = data_dir / f"{name}.jsonl"
-            frame = pd.DataFrame({"text": [r["text"] for r in records],
-                                  "label": [r["label"] for r in records]})
+            frame = pd.DataFrame(
+                {"text": [r["text"] for r in records], "label": [r["label"] for r in records]}
+            )
             dataset = mlflow.data.from_pandas(
-                frame, source=str(path.resolve()), targets="label", name=name,
+                frame,
+                source=str(path.resolve()),
+                targets="label",
+                name=name,
                 digest=sha256_file(path)[:16],
             )
             mlflow.log_input(dataset, context="training" if name == "train" else name)
@@ -153,9 +167,14 @@ class VariantLogger:
         mlflow.log_metrics({k: metrics[k] for k in ("train_seconds", "best_epoch", "epochs_run")})
         if "vocab_size" in trained.meta:
             mlflow.log_param("vocab_size_actual", trained.meta["vocab_size"])
-        mlflow.log_figure(learning_curves_figure(trained.history, self.settings.variant),
-                          "learning_curves.png")
-        if trained.keras_model is not None:
+        mlflow.log_figure(
+            learning_curves_figure(trained.history, self.settings.variant), "learning_curves.png"
+        )
+        if trained.keras_model is None:  # Keras variants logged their epochs as they went
+            for row in trained.history:
+                curves = {name: value for name, value in row.items() if name != "epoch"}
+                mlflow.log_metrics(curves, step=row["epoch"])
+        else:
             from pipeline.train import model_summary
 
             mlflow.log_text(model_summary(trained.keras_model), "model_summary.txt")

@@ -21,7 +21,6 @@ from pipeline.models import (
     TfidfConfig,
     VariantConfig,
     build_lstm_model,
-    config_dict,
     variant_from_params,
 )
 from pipeline.params import check_keys, read_section
@@ -48,7 +47,9 @@ class TrainSettings:
                 f"{', '.join(variants) or 'none'}"
             )
         config = {**variants[variant], **parse_overrides(overrides)}
-        return cls(section["experiment"], section["seed"], variant, variant_from_params(variant, config))
+        return cls(
+            section["experiment"], section["seed"], variant, variant_from_params(variant, config)
+        )
 
 
 def parse_overrides(text: str) -> dict:
@@ -160,7 +161,8 @@ def _history_rows(history: dict[str, list[float]]) -> list[dict]:
 
     epochs = len(history["loss"])
     return [
-        {"epoch": i + 1, **epoch_metrics({k: v[i] for k, v in history.items()})} for i in range(epochs)
+        {"epoch": i + 1, **epoch_metrics({k: v[i] for k, v in history.items()})}
+        for i in range(epochs)
     ]
 
 
@@ -207,16 +209,36 @@ def model_summary(model) -> str:
 @click.command("train")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
 @click.option("--variant", required=True, help="A key of params 'train.variants'.")
-@click.option("--overrides", default="", metavar="'KEY=VALUE ...'",
-              help="Settings that replace the variant's params for this run, e.g. 'units=64'.")
-@click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Output folder of `split`.")
-@click.option("--data-report", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              required=True, help="The data report of `prepare` (names the data source).")
-@click.option("--model-dir", type=click.Path(path_type=Path), required=True,
-              help="Where the variant's bundle (model, vocabulary, settings) goes.")
-@click.option("--reports-dir", type=click.Path(path_type=Path), required=True,
-              help="Where history.csv, metrics.json and run.json go.")
+@click.option(
+    "--overrides",
+    default="",
+    metavar="'KEY=VALUE ...'",
+    help="Settings that replace the variant's params for this run, e.g. 'units=64'.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Output folder of `split`.",
+)
+@click.option(
+    "--data-report",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="The data report of `prepare` (names the data source).",
+)
+@click.option(
+    "--model-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where the variant's bundle (model, vocabulary, settings) goes.",
+)
+@click.option(
+    "--reports-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where history.csv, metrics.json and run.json go.",
+)
 def command(params_path, variant, overrides, data_dir, data_report, model_dir, reports_dir):
     """Train one variant from params 'train' and log it as an MLflow run named after it."""
     from pipeline.tracking import variant_run

@@ -36,7 +36,5 @@ def tiny_records() -> list[dict]:
     for i in range(12):
         for label, word in ((1, "좋다"), (0, "싫다")):
             tokens = ["영화", word, f"w{i % 4}"]
-            records.append(
-                {"text": " ".join(tokens), "label": label, "tokens": {"space": tokens}}
-            )
+            records.append({"text": " ".join(tokens), "label": label, "tokens": {"space": tokens}})
     return records

@@ -1,6 +1,7 @@
 import hashlib
 import http.server
 import threading
+import typing
 
 import pytest
 
@@ -11,7 +12,7 @@ PAYLOAD = "id\tdocument\tlabel\n1\t재밌다\t1\n".encode() * 200
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: typing.ClassVar[list[str]] = []
 
     def do_GET(self):
         Handler.hits.append(self.path)

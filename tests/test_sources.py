@@ -8,7 +8,10 @@ from tests.conftest import write_tsv
 def test_reads_rows_with_line_numbers(tmp_path):
     path = write_tsv(tmp_path / "r.tsv", [(1, "좋아요", 1), (2, '"따옴표" 그대로', 0)])
     rows = read_table(path, NSMC_FORMAT)
-    assert [(r.line, r.text, r.label) for r in rows] == [(2, "좋아요", 1), (3, '"따옴표" 그대로', 0)]
+    assert [(r.line, r.text, r.label) for r in rows] == [
+        (2, "좋아요", 1),
+        (3, '"따옴표" 그대로', 0),
+    ]
 
 
 def test_csv_with_custom_columns_and_label_names(tmp_path):

@@ -24,14 +24,16 @@ def test_given_test_set_is_kept_whole_and_vocab_comes_from_train_only():
     assert splits["test"] == test
     assert "새말" not in vocabs["space"]
     validation_only = {t for r in splits["validation"] for t in r["tokens"]["space"]} - {
-        t for r in splits["train"] for t in r["tokens"]["space"]}
+        t for r in splits["train"] for t in r["tokens"]["space"]
+    }
     assert not validation_only & set(vocabs["space"])
 
 
 def test_bad_sizes_are_errors():
     with pytest.raises(PipelineError, match="validation_size"):
-        SplitConfig.from_params({"seed": 1, "validation_size": 1.5, "test_size": 0.1,
-                                 "min_freq": 1, "max_vocab": 10})
+        SplitConfig.from_params(
+            {"seed": 1, "validation_size": 1.5, "test_size": 0.1, "min_freq": 1, "max_vocab": 10}
+        )
 
 
 def test_too_few_documents_is_an_error():

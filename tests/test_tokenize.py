@@ -8,8 +8,11 @@ from pipeline.tokenizers import whitespace_tokens
 def test_adds_every_tokenization_and_keeps_fields():
     records = [{"text": "좋은 영화", "label": 1}, {"text": "별로", "label": 0}]
     out = run(records, {"space": whitespace_tokens, "upper": lambda ts: [[t.upper()] for t in ts]})
-    assert out[0] == {"text": "좋은 영화", "label": 1,
-                      "tokens": {"space": ["좋은", "영화"], "upper": ["좋은 영화"]}}
+    assert out[0] == {
+        "text": "좋은 영화",
+        "label": 1,
+        "tokens": {"space": ["좋은", "영화"], "upper": ["좋은 영화"]},
+    }
     assert records[0] == {"text": "좋은 영화", "label": 1}  # inputs are not modified
 
 

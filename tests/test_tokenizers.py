@@ -6,7 +6,8 @@ from pipeline.tokenizers import TokenizerConfig, make_tokenizer, squeeze_repeats
 
 def test_whitespace_mirrors_the_notebook_keras_tokenizer():
     assert whitespace_tokens(["이 영화, 정말 재미있다!!", "OST 최고"]) == [
-        ["이", "영화", "정말", "재미있다"], ["ost", "최고"],
+        ["이", "영화", "정말", "재미있다"],
+        ["ost", "최고"],
     ]
 
 

@@ -1,0 +1,216 @@
+"""`benchmark`: the whole pipeline on NSMC in a fresh copy of the project, plus scoring speed.
+
+Results go to a JSON file and a Markdown table; every number in them comes from the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from pipeline.errors import PipelineError
+from pipeline.io import read_json, read_jsonl, write_json
+from pipeline.tracking import EXECUTION_ENV, git_commit, repo_root
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied key by key, recursively."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = (
+            merged(base[key], value)
+            if isinstance(value, dict) and isinstance(base.get(key), dict)
+            else value
+        )
+    return out
+
+
+def copy_project(source: Path, dest: Path) -> None:
+    """Tracked and untracked-but-not-ignored files, committed as a fresh git repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for name in listed:
+        if (source / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, dest / name)
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        [
+            "-c",
+            "user.name=benchmark",
+            "-c",
+            "user.email=benchmark@localhost",
+            "commit",
+            "-qm",
+            "benchmark snapshot",
+        ],
+    ):
+        subprocess.run(["git", *args], cwd=dest, check=True)
+
+
+def machine() -> dict:
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def scoring_speed(bundle_dir: Path, texts: list[str]) -> dict:
+    """Texts per second through the served model's code path (tokenizer + model, no HTTP)."""
+    from pipeline.serving import Bundle
+
+    bundle = Bundle(bundle_dir)
+    bundle.predict(texts[:100])
+    started = time.perf_counter()
+    bundle.predict(texts)
+    seconds = time.perf_counter() - started
+    return {"scoring_texts_per_s": round(len(texts) / seconds)}
+
+
+def tokenizer_speed(tokenizers: dict, texts: list[str]) -> dict:
+    from pipeline.tokenizers import TokenizerConfig, make_tokenizer
+
+    speeds = {}
+    for name, config in tokenizers.items():
+        tokenize = make_tokenizer(TokenizerConfig(**config))
+        tokenize(texts[:200])
+        started = time.perf_counter()
+        tokenize(texts)
+        speeds[name] = round(len(texts) / (time.perf_counter() - started))
+    return speeds
+
+
+def results_table(report: dict) -> str:
+    head = (
+        "| variant | type | val acc | test acc | test F1 | test ROC-AUC | epochs (best) "
+        "| train s | scoring texts/s |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for row in report["variants"]:
+        lines.append(
+            f"| {'**' + row['variant'] + '** (champion)' if row['champion'] else row['variant']} "
+            f"| {row['type']} | {row['val_accuracy']:.4f} | {row['test_accuracy']:.4f} "
+            f"| {row['test_f1']:.4f} | {row['test_roc_auc']:.4f} "
+            f"| {row['epochs_run']} ({row['best_epoch']}) | {row['train_seconds']:.0f} "
+            f"| {row['scoring_texts_per_s']:,} |"
+        )
+    m = report["machine"]
+    return (
+        f"NSMC benchmark, {report['date']}, commit {report['commit'][:10]}, "
+        f"{m['cpu']} ({m['cores']} cores), {report['device']}.\n"
+        f"Whole `dvc repro` (all stages, all variants): {report['repro_seconds'] / 60:.1f} min. "
+        f"Tokenizer throughput (reviews/s): "
+        + ", ".join(f"{k} {v:,}" for k, v in report["tokenizer_reviews_per_s"].items())
+        + f". Test set: {report['test_size']:,} reviews.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
+    rows = read_json(work / "reports/evaluate/leaderboard.json")
+    for row in rows:
+        trained = read_json(work / "reports/train" / row["variant"] / "metrics.json")
+        row["epochs_run"] = trained["epochs_run"]
+        row.update(scoring_speed(work / "models" / row["variant"], speeds_texts))
+    return rows
+
+
+@click.command("benchmark")
+@click.option(
+    "--nsmc-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Local copy of the NSMC files; without it the official files are downloaded.",
+)
+@click.option(
+    "--overrides",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default="benchmarks/nsmc-params.yaml",
+    show_default=True,
+    help="params.yaml overrides for the benchmark.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where nsmc.json, nsmc.md and the run folder go.",
+)
+@click.option("--device", default="CPU", show_default=True, help="A label for the results.")
+def command(nsmc_dir, overrides, out_dir, device):
+    """Run the full pipeline on NSMC in its own experiment and write a results table."""
+    root = repo_root()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    work = (out_dir / "runs" / stamp).resolve()
+    copy_project(root, work)
+    params = merged(
+        yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
+        yaml.safe_load(overrides.read_text(encoding="utf-8")),
+    )
+    if nsmc_dir is not None:
+        if not (nsmc_dir / "ratings_train.txt").is_file():
+            raise PipelineError(f"{nsmc_dir} has no ratings_train.txt")
+        params["data"]["nsmc_dir"] = str(nsmc_dir.resolve())
+    (work / "params.yaml").write_text(
+        yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    env = {
+        **os.environ,
+        EXECUTION_ENV: f"nsmc-benchmark-{stamp}",
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{root / 'mlflow.db'}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    started = time.perf_counter()
+    result = subprocess.run(["dvc", "repro"], cwd=work, env=env)
+    repro_seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise PipelineError(f"dvc repro failed in {work}")
+    test = read_jsonl(work / "data/split/test.jsonl")
+    texts = [r["text"] for r in test[:5000]]
+    report = {
+        "date": dt.date.today().isoformat(),
+        "commit": git_commit(root) or "unknown",
+        "machine": machine(),
+        "device": device,
+        "repro_seconds": round(repro_seconds, 1),
+        "test_size": len(test),
+        "tokenizer_reviews_per_s": tokenizer_speed(
+            params["tokenize"]["tokenizers"], [r["text"] for r in test[:20000]]
+        ),
+        "variants": collect(work, texts),
+        "run_folder": str(work),
+    }
+    write_json(out_dir / "nsmc.json", report)
+    table = results_table(report)
+    (out_dir / "nsmc.md").write_text(table, encoding="utf-8")
+    click.echo(table)

@@ -1,0 +1,400 @@
+"""The whole product on the embedded sample: `dvc repro` in a fresh repository, the MLflow runs,
+the registered champion, and a real `mlflow models serve` process answering on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "korean-sentiment"
+CHAMPION = f"models:/{MODEL}@champion"
+VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf"]
+
+
+def _env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "PIPELINE_EXECUTION_ID")
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def sh(args: list[str], cwd: Path, check: bool = True, timeout: int = 900):
+    result = subprocess.run(
+        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A fresh git repository holding this project's files, after one `dvc repro`."""
+    if os.environ.get("E2E_REUSE"):
+        return Path(os.environ["E2E_REUSE"])
+    root = tmp_path_factory.mktemp("e2e") / "repo"
+    listed = sh(["git", "ls-files", "-co", "--exclude-standard"], REPO).stdout.split("\n")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    sh(["git", "init", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    sh(["dvc", "repro"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(repo):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    yield MlflowClient()
+    mlflow.set_tracking_uri(None)
+
+
+def _runs(client, name="korean-sentiment"):
+    experiment = client.get_experiment_by_name(name)
+    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+
+
+def test_nothing_reruns_when_nothing_changed(repo):
+    out = sh(["dvc", "repro"], repo).stdout
+    assert "Running stage" not in out
+    assert "Data and pipelines are up to date." in sh(["dvc", "status"], repo).stdout
+
+
+def test_a_param_change_invalidates_only_its_stage(repo):
+    params = repo / "params.yaml"
+    original = params.read_text(encoding="utf-8")
+    data = yaml.safe_load(original)
+    try:
+        data["tokenize"]["tokenizers"]["morph"]["max_repeat"] = 2
+        data["train"]["variants"]["base"]["units"] = 16
+        params.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        changed = set(json.loads(sh(["dvc", "status", "--json"], repo).stdout))
+        assert changed == {"tokenize", "train@base", "evaluate"}
+    finally:
+        params.write_text(original, encoding="utf-8")
+
+
+def test_dvc_metrics_and_plots(repo, tmp_path):
+    metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
+    evaluated = next(iter(metrics.values()))["data"]["reports/evaluate/metrics.json"]["data"]
+    assert set(evaluated) == set(VARIANTS)
+    assert 0 <= evaluated["bilstm"]["test"]["accuracy"] <= 1
+    result = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
+    assert "WARNING" not in result.stdout + result.stderr
+    html = (tmp_path / "plots" / "index.html").read_text(encoding="utf-8")
+    for name in ("confusion_bilstm_json", "roc_base_json", "train_tfidf_history_csv"):
+        assert name in html
+    assert (repo / "reports/evaluate/leaderboard.md").read_text(encoding="utf-8").count("\n") >= 7
+
+
+def test_every_variant_is_a_complete_mlflow_run(repo, client):
+    runs = _runs(client)
+    assert set(runs) == set(VARIANTS)
+    executions = {r.data.tags["pipeline.execution_id"] for r in runs.values()}
+    assert len(executions) == 1
+    commit = sh(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    for variant, run in runs.items():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["variant"] == variant
+        assert run.data.tags["mlflow.source.git.commit"] == commit
+        assert run.data.params["data_source"] == "sample"
+        assert {"val_accuracy", "test_accuracy", "test_roc_auc", "train_seconds"} <= set(
+            run.data.metrics
+        )
+        epochs = int(run.data.metrics["epochs_run"])
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.step for m in history] == list(range(1, epochs + 1))
+        inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+        assert set(inputs) == {"train", "validation"} and all(inputs.values())
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "learning_curves.png" in artifacts
+    bilstm = runs["bilstm"]
+    assert bilstm.data.params["units"] == "128" and bilstm.data.params["tokenizer"] == "morph"
+    assert "model_summary.txt" in {a.path for a in client.list_artifacts(bilstm.info.run_id)}
+    assert [a.path for a in client.list_artifacts(bilstm.info.run_id, "keras")] == [
+        "keras/model.keras"
+    ]
+
+
+def test_champion_is_registered_and_predicts_raw_text(repo, client):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    chosen = json.loads((repo / "reports/evaluate/champion.json").read_text())
+    assert champion.tags["variant"] == chosen["variant"] and chosen["passed_gate"]
+    assert {"val_accuracy", "test_accuracy", "data.digest", "git_commit", "run_id"} <= set(
+        champion.tags
+    )
+    assert champion.description
+    model = mlflow.pyfunc.load_model(CHAMPION)
+    out = model.predict(
+        pd.DataFrame({"text": ["정말 감동적이고 훌륭한 영화", "지루하고 별로였어 다시 안봐"]})
+    )
+    assert out["sentiment"].tolist() == ["positive", "negative"]
+    files = {p.name for p in Path(mlflow.artifacts.download_artifacts(CHAMPION)).rglob("*")}
+    assert {"MLmodel", "bundle.json", "pyfunc_entry.py"} <= files
+    assert {"model.keras", "tfidf.json"} & files
+    assert not [f for f in files if f.endswith((".pkl", ".pickle"))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    port = _free_port()
+    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    process = subprocess.Popen(
+        [
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            CHAMPION,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow models serve did not come up")
+        yield f"{url}/invocations"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _post(url, body):
+    data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return requests.post(
+        url, data=data.encode(), timeout=60, headers={"Content-Type": "application/json"}
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "dataframe_split": {
+                "columns": ["text"],
+                "data": [["정말 감동적이고 훌륭한 영화"], ["지루하고 별로였어 다시 안봐"]],
+            }
+        },
+        {
+            "dataframe_records": [
+                {"text": "정말 감동적이고 훌륭한 영화"},
+                {"text": "지루하고 별로였어 다시 안봐"},
+            ]
+        },
+        {"inputs": ["정말 감동적이고 훌륭한 영화", "지루하고 별로였어 다시 안봐"]},
+    ],
+)
+def test_served_model_answers_every_request_form(server, body):
+    response = _post(server, body)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert [p["sentiment"] for p in predictions] == ["positive", "negative"]
+    assert [p["label"] for p in predictions] == [1, 0]
+    assert 0.5 < predictions[0]["probability"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("this is not json", "JSON"),
+        ({"dataframe_records": [{"review": "좋아요"}]}, "text"),
+        ({"dataframe_records": [{"text": "좋아요"}, {"text": None}]}, "must be a string"),
+        ({"inputs": ["좋아요", None]}, "must be a string"),
+        ({"inputs": [1, 2]}, "must be a string"),
+        ({"dataframe_split": {"columns": ["text"], "data": [[{"a": 1}]]}}, "must be a string"),
+        ({"wrong_key": []}, "dataframe_split"),
+    ],
+)
+def test_served_model_rejects_bad_input_with_4xx(server, body, message):
+    response = _post(server, body)
+    assert 400 <= response.status_code < 500, response.text
+    assert message in response.text
+    assert _post(server, {"inputs": ["최고"]}).status_code == 200  # still serving
+
+
+def test_served_model_edge_cases_and_a_thousand_texts(server):
+    texts = ["", "   ", "😀👍 good movie", "映畫 最高", "10점 만점에 10점", "재밌다 " * 2000]
+    predictions = _post(server, {"inputs": texts}).json()["predictions"]
+    assert [p["sentiment"] for p in predictions[:2]] == ["unknown", "unknown"]
+    assert all(p["label"] in (0, 1) for p in predictions[2:])
+    batch = [f"리뷰 {i} 정말 재밌어요" if i % 2 else f"리뷰 {i} 노잼" for i in range(1000)]
+    response = _post(server, {"inputs": batch})
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 1000
+
+
+def test_batch_scoring_commands(repo, tmp_path):
+    texts = tmp_path / "reviews.txt"
+    texts.write_text("정말 감동적이고 훌륭한 영화\n지루하고 별로였어 다시 안봐\n", encoding="utf-8")
+    out = tmp_path / "scored.csv"
+    sh(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "predict",
+            "--model",
+            CHAMPION,
+            "--input",
+            str(texts),
+            "--output",
+            str(out),
+        ],
+        repo,
+    )
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "text,label,sentiment,probability"
+    assert ",positive," in lines[1] and ",negative," in lines[2]
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"inputs": ["정말 감동적이고 훌륭한 영화"]}), encoding="utf-8")
+    result = sh(
+        [
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            CHAMPION,
+            "-i",
+            str(request),
+            "-t",
+            "json",
+            "--env-manager",
+            "local",
+        ],
+        repo,
+    )
+    assert '"sentiment": "positive"' in result.stdout
+
+
+def test_gate_blocks_a_weak_champion_and_keeps_the_current_one(repo, client):
+    before = client.get_model_version_by_alias(MODEL, "champion").version
+    params = repo / "params.yaml"
+    original = params.read_text(encoding="utf-8")
+    data = yaml.safe_load(original)
+    data["evaluate"]["gate"] = {"accuracy": 0.999}
+    data["evaluate"]["select_by"] = "f1"
+    try:
+        params.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        result = sh(["dvc", "repro", "evaluate"], repo)
+        assert "failed the gate" in result.stdout + result.stderr
+        chosen = json.loads((repo / "reports/evaluate/champion.json").read_text())
+        assert chosen["passed_gate"] is False and chosen["current_champion"] == int(before)
+        assert client.get_model_version_by_alias(MODEL, "champion").version == before
+    finally:
+        params.write_text(original, encoding="utf-8")
+
+
+def test_mlflow_run_trains_one_variant_with_overrides(repo, client):
+    sh(
+        [
+            "mlflow",
+            "run",
+            ".",
+            "-e",
+            "train",
+            "-P",
+            "variant=notebook",
+            "-P",
+            "overrides=epochs=2 units=8",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "mlproject-check",
+        ],
+        repo,
+    )
+    run = next(iter(_runs(client, "mlproject-check").values()))
+    assert run.info.status == "FINISHED" and run.info.run_name == "notebook"
+    assert run.data.params["units"] == "8" and run.data.params["epochs"] == "2"
+    assert "Data and pipelines are up to date." in sh(["dvc", "status"], repo).stdout
+
+
+def test_sigterm_ends_the_run_killed_and_writes_no_model(repo, client):
+    model_dir = repo / "outputs" / "killed"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "train",
+            "--variant",
+            "bilstm",
+            "--overrides",
+            "epochs=500 patience=500",
+            "--data-dir",
+            "data/split",
+            "--data-report",
+            "reports/data.json",
+            "--model-dir",
+            str(model_dir),
+            "--reports-dir",
+            str(repo / "outputs" / "killed-reports"),
+        ],
+        cwd=repo,
+        env={**_env(), "PIPELINE_EXECUTION_ID": "sigterm-test"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    experiment = client.get_experiment_by_name("korean-sentiment").experiment_id
+    query = "tags.`pipeline.execution_id` = 'sigterm-test'"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        runs = client.search_runs([experiment], query)
+        if runs and client.get_metric_history(runs[0].info.run_id, "val_loss"):
+            break
+        time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail("training did not start")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) != 0
+    assert client.search_runs([experiment], query)[0].info.status == "KILLED"
+    assert not model_dir.exists()

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.evaluate import EvaluateConfig, choose, curve_points, leaderboard, scores
+
+CFG = EvaluateConfig("model", "accuracy", {"accuracy": 0.7})
+
+
+def result(val, test):
+    return {
+        "validation": {
+            **dict.fromkeys(("precision", "recall", "f1", "roc_auc"), 0.5),
+            "accuracy": val,
+            "log_loss": 1 - val,
+        },
+        "test": {
+            **dict.fromkeys(("precision", "recall", "f1", "roc_auc"), 0.5),
+            "accuracy": test,
+            "log_loss": 1 - test,
+        },
+    }
+
+
+def test_scores():
+    labels = np.array([1, 1, 0, 0])
+    s = scores(labels, np.array([0.9, 0.4, 0.2, 0.6]))
+    assert s["accuracy"] == 0.5 and s["precision"] == 0.5 and s["recall"] == 0.5
+    assert s["roc_auc"] == 0.75
+    assert s["confusion_matrix"] == [[1, 1], [1, 1]]
+
+
+def test_champion_is_chosen_on_validation_never_test():
+    results = {"a": result(0.80, 0.99), "b": result(0.85, 0.60)}
+    verdict = choose(results, CFG)
+    assert verdict.champion == "b" and verdict.passed
+
+
+def test_lower_is_better_metric():
+    results = {"a": result(0.80, 0.99), "b": result(0.85, 0.60)}
+    cfg = EvaluateConfig("model", "log_loss", {"log_loss": 0.3})
+    verdict = choose(results, cfg)
+    assert verdict.champion == "b" and verdict.passed
+
+
+def test_gate_blocks_a_weak_champion():
+    verdict = choose({"a": result(0.65, 0.9)}, CFG)
+    assert not verdict.passed
+    assert verdict.reasons == ["validation accuracy 0.6500 < minimum 0.7"]
+
+
+def test_unknown_metric_is_an_error():
+    with pytest.raises(PipelineError, match="unknown metric 'acc'"):
+        EvaluateConfig.from_params({"registered_model": "m", "select_by": "acc", "gate": {}})
+
+
+def test_leaderboard_ranks_by_validation():
+    results = {"a": result(0.80, 0.99), "b": result(0.85, 0.60)}
+    extras = {v: {"type": "lstm", "best_epoch": 2, "train_seconds": 1.0} for v in results}
+    rows, markdown = leaderboard(results, extras, CFG, choose(results, CFG))
+    assert [r["variant"] for r in rows] == ["b", "a"]
+    assert rows[0]["champion"] and not rows[1]["champion"]
+    assert "| 1 | **b** (champion) |" in markdown
+
+
+def test_curves_are_thinned():
+    rng = np.random.default_rng(0)
+    points = curve_points(rng.integers(0, 2, 5000), rng.random(5000))
+    assert 2 <= len(points["roc"]) <= 200
+    assert points["roc"][0] == {"fpr": 0.0, "tpr": 0.0}

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.models import (
+    BucketedBatches,
+    LstmConfig,
+    MaskedMaxPooling,
+    build_lstm_model,
+    pad_batch,
+    variant_from_params,
+)
+
+LSTM = {
+    "type": "lstm",
+    "tokenizer": "space",
+    "vocab_size": 50,
+    "max_length": 8,
+    "embedding_dim": 4,
+    "units": 3,
+    "pooling": "last",
+    "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+    "epochs": 1,
+    "batch_size": 4,
+    "learning_rate": 0.01,
+    "patience": 1,
+}
+
+
+def test_unknown_variant_type_is_an_error():
+    with pytest.raises(PipelineError, match="unknown type 'transformer'"):
+        variant_from_params("x", {**LSTM, "type": "transformer"})
+
+
+def test_missing_and_unknown_settings_are_errors():
+    incomplete = {k: v for k, v in LSTM.items() if k != "units"}
+    with pytest.raises(PipelineError, match="lacks setting.*units"):
+        variant_from_params("x", incomplete)
+    with pytest.raises(PipelineError, match="unknown setting.*unit\\b"):
+        variant_from_params("x", {**LSTM, "unit": 3})
+    with pytest.raises(PipelineError, match="pooling"):
+        variant_from_params("x", {**LSTM, "pooling": "attention"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "pooling", "layers"),
+    [
+        ("lstm", "last", ["Embedding", "LSTM", "Dense"]),
+        ("lstm_dropout", "last", ["Embedding", "Dropout", "LSTM", "Dropout", "Dense"]),
+        ("bilstm", "last", ["Embedding", "Bidirectional", "Dense"]),
+        ("bilstm", "max", ["Embedding", "Bidirectional", "MaskedMaxPooling", "Dense"]),
+        ("lstm", "mean", ["Embedding", "LSTM", "GlobalAveragePooling1D", "Dense"]),
+    ],
+)
+def test_the_notebook_architectures(kind, pooling, layers):
+    cfg = LstmConfig(**{**LSTM, "type": kind, "pooling": pooling, "dropout": 0.2})
+    model = build_lstm_model(cfg, vocab_size=50)
+    assert [type(layer).__name__ for layer in model.layers] == layers
+    assert model(np.array([[2, 3, 0]], dtype=np.int32)).shape == (1, 1)
+
+
+def test_padding_does_not_change_the_prediction():
+    cfg = LstmConfig(**{**LSTM, "type": "bilstm", "pooling": "max"})
+    model = build_lstm_model(cfg, vocab_size=50)
+    short = model(np.array([[5, 6, 7]], dtype=np.int32))
+    padded = model(np.array([[5, 6, 7, 0, 0, 0]], dtype=np.int32))
+    np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+def test_masked_max_pooling_ignores_padding():
+    values = np.array([[[1.0], [-5.0], [9.0]]], dtype=np.float32)
+    mask = np.array([[True, True, False]])
+    assert float(MaskedMaxPooling()(values, mask=mask)[0, 0]) == 1.0
+
+
+def test_bucketed_batches_cover_everything_once_and_are_deterministic():
+    ids = [np.arange(1, n + 1, dtype=np.int32) for n in (5, 1, 3, 2, 4, 1, 6)]
+    labels = np.arange(7, dtype=np.float32)
+    first = BucketedBatches(ids, labels, batch_size=3, seed=1)
+    again = BucketedBatches(ids, labels, batch_size=3, seed=1)
+    seen = sorted(float(y) for i in range(len(first)) for y in first[i][1])
+    assert seen == labels.tolist()
+    assert all(np.array_equal(first[i][0], again[i][0]) for i in range(len(first)))
+    x, _ = BucketedBatches(ids, labels, batch_size=3, seed=None)[0]
+    assert x.shape == (3, 2)  # the three shortest, padded to 2 only
+
+
+def test_pad_batch():
+    assert pad_batch([np.array([1, 2]), np.array([], dtype=np.int32)]).tolist() == [[1, 2], [0, 0]]

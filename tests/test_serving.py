@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from pipeline.serving import Bundle
+from pipeline.train import write_bundle
+from tests.test_train import _fit
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bundle")
+    write_bundle(_fit(), folder)
+    return Bundle(folder)
+
+
+def test_predict_returns_label_sentiment_probability(bundle):
+    out = bundle.predict(["영화 좋다 w1", "영화 싫다 w2"])
+    assert list(out.columns) == ["label", "sentiment", "probability"]
+    assert out["probability"].between(0, 1).all()
+    assert set(out["sentiment"]) <= {"positive", "negative"}
+    assert ((out["probability"] >= 0.5).astype(int) == out["label"]).all()
+
+
+def test_empty_text_is_unknown(bundle):
+    out = bundle.predict(["", "  \n\t ", "좋다"])
+    assert out["label"].tolist()[:2] == [-1, -1]
+    assert out["sentiment"].tolist()[:2] == ["unknown", "unknown"]
+    assert out["probability"].tolist()[:2] == [0.5, 0.5]
+
+
+def test_long_text_keeps_its_first_max_length_tokens(bundle):
+    head = "영화 좋다 w1 w2 w3 w0 좋다 영화"  # max_length is 8 tokens
+    scores = bundle.predict([head, head + " 싫다" * 500])["probability"]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)
+
+
+def test_odd_characters_still_get_a_prediction(bundle):
+    out = bundle.predict(["😀😀 good 映畫 12345 ㅋㅋ", "!!!"])
+    assert out["label"].isin([0, 1]).all()
+
+
+def test_batch_scores_equal_one_by_one(bundle):
+    texts = [f"영화 {'좋다' if i % 2 else '싫다'} w{i % 4}" for i in range(300)]
+    batch = bundle.probabilities(texts)
+    single = np.array([bundle.probabilities([t])[0] for t in texts[:20]])
+    np.testing.assert_allclose(batch[:20], single, atol=1e-5)
