@@ -95,6 +95,9 @@ class MaskedMaxPooling(layers.Layer):
         return None
 
 
+CUSTOM_OBJECTS = {"pipeline>MaskedMaxPooling": MaskedMaxPooling}
+
+
 def _recurrent(cfg: LstmConfig) -> layers.Layer:
     every_step = cfg.pooling != "last"
     lstm = layers.LSTM(

@@ -89,7 +89,9 @@ def _compiled(model_path: Path):
     import keras
     import tensorflow as tf
 
-    model = keras.saving.load_model(model_path, compile=False)
+    from pipeline.models import CUSTOM_OBJECTS
+
+    model = keras.saving.load_model(model_path, custom_objects=CUSTOM_OBJECTS, compile=False)
     forward = tf.function(
         lambda ids: model(ids, training=False),
         input_signature=[tf.TensorSpec([None, None], tf.int32)],

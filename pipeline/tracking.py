@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,14 +153,17 @@ class VariantLogger:
             frame = pd.DataFrame(
                 {"text": [r["text"] for r in records], "label": [r["label"] for r in records]}
             )
-            dataset = mlflow.data.from_pandas(
-                frame,
-                source=str(path.resolve()),
-                targets="label",
-                name=name,
-                digest=sha256_file(path)[:16],
-            )
-            mlflow.log_input(dataset, context="training" if name == "train" else name)
+            with warnings.catch_warnings():
+                # MLflow's hints about ambiguous local sources and integer columns are noise here.
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = mlflow.data.from_pandas(
+                    frame,
+                    source=str(path.resolve()),
+                    targets="label",
+                    name=name,
+                    digest=sha256_file(path)[:16],
+                )
+                mlflow.log_input(dataset, context="training" if name == "train" else name)
 
     def log_result(self, trained, metrics: dict, model_dir: Path) -> dict:
         from pipeline.plots import learning_curves_figure

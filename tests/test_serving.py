@@ -1,9 +1,13 @@
 import numpy as np
 import pytest
 
+from pipeline.io import read_json
+from pipeline.models import pad_batch
 from pipeline.serving import Bundle
+from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import write_bundle
-from tests.test_train import _fit
+from pipeline.vocab import encode, index_of
+from tests.test_train import SECTION, _fit
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +48,14 @@ def test_batch_scores_equal_one_by_one(bundle):
     batch = bundle.probabilities(texts)
     single = np.array([bundle.probabilities([t])[0] for t in texts[:20]])
     np.testing.assert_allclose(batch[:20], single, atol=1e-5)
+
+
+def test_a_max_pooling_bilstm_bundle_loads_and_scores(tmp_path):
+    small = SECTION["variants"]["small"]
+    section = {**SECTION, "variants": {"small": {**small, "type": "bilstm", "pooling": "max"}}}
+    trained = _fit(section)
+    write_bundle(trained, tmp_path)
+    texts = ["영화 좋다 w1", "영화 싫다"]
+    ids = encode(whitespace_tokens(texts), index_of(read_json(tmp_path / "vocab.json")), 8)
+    expected = trained.keras_model.predict(pad_batch(ids), verbose=0).ravel()
+    np.testing.assert_allclose(Bundle(tmp_path).probabilities(texts), expected, atol=1e-5)
