@@ -26,6 +26,7 @@ class TokenizerConfig:
     tags: bool = False
     max_repeat: int = 0
     num_workers: int = 0
+    cutoff_threshold: float | None = None  # Kiwi's beam pruning; lower is faster, None = Kiwi's
 
     @classmethod
     def from_params(cls, name: str, section: dict) -> TokenizerConfig:
@@ -44,7 +45,7 @@ class TokenizerConfig:
 def make_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
     if cfg.method == "whitespace":
         return whitespace_tokens
-    return _kiwi_tokenizer(cfg)
+    return KiwiTokenizer(cfg)
 
 
 def whitespace_tokens(texts: Sequence[str]) -> list[list[str]]:
@@ -59,22 +60,23 @@ def squeeze_repeats(text: str, max_repeat: int) -> str:
     return re.sub(rf"(.)\1{{{max_repeat},}}", lambda m: m.group(1) * max_repeat, text)
 
 
-def _kiwi_tokenizer(cfg: TokenizerConfig) -> Tokenizer:
-    from kiwipiepy import Kiwi
+class KiwiTokenizer:
+    """Kiwi morphemes (optionally `form/TAG`), loaded once and reused for every call."""
 
-    kiwi = Kiwi(num_workers=cfg.num_workers)
+    def __init__(self, cfg: TokenizerConfig):
+        from kiwipiepy import Kiwi
 
-    def tokenize(texts: Sequence[str]) -> list[list[str]]:
-        squeezed = [squeeze_repeats(text, cfg.max_repeat) for text in texts]
-        analysed = (
-            kiwi.tokenize(squeezed)
-            if len(squeezed) > 1
-            else [kiwi.tokenize(squeezed[0])]
-            if squeezed
-            else []
-        )
-        if cfg.tags:
+        self.cfg = cfg
+        self.kiwi = Kiwi(num_workers=cfg.num_workers)
+        if cfg.cutoff_threshold is not None:
+            self.kiwi.global_config.cutoff_threshold = cfg.cutoff_threshold
+
+    def __call__(self, texts: Sequence[str]) -> list[list[str]]:
+        squeezed = [squeeze_repeats(text, self.cfg.max_repeat) for text in texts]
+        if len(squeezed) == 1:  # one string skips the worker threads
+            analysed = [self.kiwi.tokenize(squeezed[0])]
+        else:
+            analysed = self.kiwi.tokenize(squeezed)
+        if self.cfg.tags:
             return [[f"{t.form}/{t.tag}" for t in tokens] for tokens in analysed]
         return [[t.form for t in tokens] for tokens in analysed]
-
-    return tokenize

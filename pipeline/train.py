@@ -168,10 +168,12 @@ def _history_rows(history: dict[str, list[float]]) -> list[dict]:
 
 def _seed_everything(seed: int) -> None:
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def write_bundle(trained: Trained, folder: Path) -> None:

@@ -38,3 +38,11 @@ def test_unknown_method_is_an_error():
 def test_unknown_setting_is_an_error():
     with pytest.raises(PipelineError, match="unknown setting.*tagz"):
         TokenizerConfig.from_params("morph", {"method": "kiwi", "tagz": True})
+
+
+def test_kiwi_cutoff_threshold_is_applied():
+    tokenize = make_tokenizer(
+        TokenizerConfig("kiwi", tags=True, max_repeat=0, num_workers=1, cutoff_threshold=6)
+    )
+    assert tokenize.kiwi.global_config.cutoff_threshold == 6
+    assert tokenize(["배우 연기가 훌륭하다"])[0][:2] == ["배우/NNG", "연기/NNG"]
