@@ -40,22 +40,17 @@ def run(
     train: list[dict], test: list[dict] | None, cfg: SplitConfig
 ) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """Stratified splits (the given test set is kept whole) and vocabularies from training only."""
+    validation_share = cfg.validation_size
     if test is None:
         train, test = _stratified(train, cfg.test_size, cfg.seed)
-    train, validation = _stratified(
-        train, cfg.validation_size / (1 - _share(test, train)), cfg.seed
-    )
+        validation_share = cfg.validation_size / (1 - cfg.test_size)  # a share of all documents
+    train, validation = _stratified(train, validation_share, cfg.seed)
     splits = {"train": train, "validation": validation, "test": test}
     vocabs = {
         name: build_vocab((r["tokens"][name] for r in train), cfg.min_freq, cfg.max_vocab)
         for name in train[0]["tokens"]
     }
     return splits, vocabs
-
-
-def _share(test: list[dict], rest: list[dict]) -> float:
-    """Validation size is a share of all documents when the test set was carved from them."""
-    return len(test) / (len(test) + len(rest)) if test else 0.0
 
 
 def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict], list[dict]]:

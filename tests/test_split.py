@@ -22,6 +22,7 @@ def test_given_test_set_is_kept_whole_and_vocab_comes_from_train_only():
     test = [{"text": "새말", "label": 1, "tokens": {"space": ["새말"]}}]
     splits, vocabs = run(train, test, CFG)
     assert splits["test"] == test
+    assert len(splits["validation"]) == 6  # validation_size of the training file
     assert "새말" not in vocabs["space"]
     validation_only = {t for r in splits["validation"] for t in r["tokens"]["space"]} - {
         t for r in splits["train"] for t in r["tokens"]["space"]
