@@ -187,8 +187,14 @@ class BucketedBatches(keras.utils.PyDataset):
             self.batches = self._batches()
 
 
+PAD_MULTIPLE = 8
+
+
 def pad_batch(ids: list[np.ndarray]) -> np.ndarray:
-    width = max(1, max(len(x) for x in ids))
+    """Right-pad to the longest member, rounded up to a multiple of 8 so that compiled training
+    and inference functions see a handful of shapes instead of one per length."""
+    longest = max(len(x) for x in ids)
+    width = max(PAD_MULTIPLE, -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE)
     out = np.zeros((len(ids), width), dtype=np.int32)
     for row, x in enumerate(ids):
         out[row, : len(x)] = x

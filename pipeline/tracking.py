@@ -15,6 +15,8 @@ import keras
 import mlflow
 import psutil
 
+from pipeline.train import epoch_metrics
+
 EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
 EXECUTION_TAG = "pipeline.execution_id"
 VARIANT_TAG = "variant"
@@ -105,14 +107,6 @@ class EpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         mlflow.log_metrics(epoch_metrics(logs or {}), step=epoch + 1)
-
-
-def epoch_metrics(logs: dict) -> dict[str, float]:
-    return {
-        (name if name.startswith("val_") else f"train_{name}"): float(value)
-        for name, value in logs.items()
-        if name.removeprefix("val_") in ("loss", "accuracy")
-    }
 
 
 def requirements() -> list[str]:

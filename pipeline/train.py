@@ -156,9 +156,15 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _history_rows(history: dict[str, list[float]]) -> list[dict]:
-    from pipeline.tracking import epoch_metrics
+def epoch_metrics(logs: dict) -> dict[str, float]:
+    return {
+        (name if name.startswith("val_") else f"train_{name}"): float(value)
+        for name, value in logs.items()
+        if name.removeprefix("val_") in ("loss", "accuracy")
+    }
 
+
+def _history_rows(history: dict[str, list[float]]) -> list[dict]:
     epochs = len(history["loss"])
     return [
         {"epoch": i + 1, **epoch_metrics({k: v[i] for k, v in history.items()})}

@@ -83,8 +83,10 @@ def test_bucketed_batches_cover_everything_once_and_are_deterministic():
     assert seen == labels.tolist()
     assert all(np.array_equal(first[i][0], again[i][0]) for i in range(len(first)))
     x, _ = BucketedBatches(ids, labels, batch_size=3, seed=None)[0]
-    assert x.shape == (3, 2)  # the three shortest, padded to 2 only
+    assert x.shape == (3, 8)  # the three shortest, padded to 2 and rounded up to 8
 
 
 def test_pad_batch():
-    assert pad_batch([np.array([1, 2]), np.array([], dtype=np.int32)]).tolist() == [[1, 2], [0, 0]]
+    batch = pad_batch([np.array([1, 2]), np.array([], dtype=np.int32)])
+    assert batch.tolist() == [[1, 2, 0, 0, 0, 0, 0, 0], [0] * 8]
+    assert pad_batch([np.arange(1, 10)]).shape == (1, 16)

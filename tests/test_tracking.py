@@ -6,12 +6,12 @@ from mlflow import MlflowClient
 
 from pipeline.tracking import (
     EXECUTION_ENV,
-    epoch_metrics,
     execution_id,
     experiment_id,
     repo_root,
     tracked_run,
 )
+from pipeline.train import epoch_metrics
 
 
 def test_repo_root_from_a_dvc_temporary_experiment_copy(tmp_path):
