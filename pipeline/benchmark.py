@@ -169,6 +169,7 @@ def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
 def command(nsmc_dir, overrides, out_dir, device):
     """Run the full pipeline on NSMC in its own experiment and write a results table."""
     root = repo_root()
+    commit = git_commit(root) or "unknown"  # of the snapshot, before any later commit
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     work = (out_dir / "runs" / stamp).resolve()
     copy_project(root, work)
@@ -199,7 +200,7 @@ def command(nsmc_dir, overrides, out_dir, device):
     texts = [r["text"] for r in test[:5000]]
     report = {
         "date": dt.date.today().isoformat(),
-        "commit": git_commit(root) or "unknown",
+        "commit": commit,
         "machine": machine(),
         "device": device,
         "repro_seconds": round(repro_seconds, 1),
