@@ -187,6 +187,22 @@ class BucketedBatches(keras.utils.PyDataset):
             self.batches = self._batches()
 
 
+def fit_input(batches: BucketedBatches):
+    """What `model.fit` gets. Keras fixes a PyDataset's tensor shapes from its first two batches,
+    so under TensorFlow batches of varying width need a dataset with an explicit signature."""
+    if keras.backend.backend() != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    def generate():
+        for index in range(len(batches)):
+            yield batches[index]
+        batches.on_epoch_end()
+
+    signature = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32))
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
 PAD_MULTIPLE = 8
 
 

@@ -21,6 +21,7 @@ from pipeline.models import (
     TfidfConfig,
     VariantConfig,
     build_lstm_model,
+    fit_input,
     variant_from_params,
 )
 from pipeline.params import check_keys, read_section
@@ -107,8 +108,8 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
     )
     started = time.perf_counter()
     fitted = model.fit(
-        data["train"],
-        validation_data=data["validation"],
+        fit_input(data["train"]),
+        validation_data=fit_input(data["validation"]),
         epochs=cfg.epochs,
         callbacks=[stop, *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,

@@ -7,6 +7,7 @@ from pipeline.models import (
     LstmConfig,
     MaskedMaxPooling,
     build_lstm_model,
+    fit_input,
     pad_batch,
     variant_from_params,
 )
@@ -90,3 +91,12 @@ def test_pad_batch():
     batch = pad_batch([np.array([1, 2]), np.array([], dtype=np.int32)])
     assert batch.tolist() == [[1, 2, 0, 0, 0, 0, 0, 0], [0] * 8]
     assert pad_batch([np.arange(1, 10)]).shape == (1, 16)
+
+
+def test_fit_accepts_batches_whose_width_changes_after_the_first_two():
+    ids = [np.arange(1, n + 1, dtype=np.int32) for n in (2, 3, 2, 3, 12, 11)]
+    batches = BucketedBatches(ids, np.array([0, 1, 0, 1, 0, 1], np.float32), 2, seed=None)
+    assert [batches[i][0].shape[1] for i in range(3)] == [8, 8, 16]
+    model = build_lstm_model(LstmConfig(**LSTM), vocab_size=50)
+    history = model.fit(fit_input(batches), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
