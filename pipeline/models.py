@@ -200,7 +200,8 @@ def fit_input(batches: BucketedBatches):
         batches.on_epoch_end()
 
     signature = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32))
-    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
 
 
 PAD_MULTIPLE = 8

@@ -357,6 +357,26 @@ def test_mlflow_run_trains_one_variant_with_overrides(repo, client):
     assert "train@" not in sh(["dvc", "status"], repo).stdout  # DVC outputs untouched
 
 
+def test_mlflow_run_main_entry_runs_the_pipeline(repo, client):
+    result = sh(
+        ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "mlproject-main"],
+        repo,
+    )
+    assert "Data and pipelines are up to date." in result.stdout + result.stderr
+    run = next(iter(_runs(client, "mlproject-main").values()))
+    assert run.info.status == "FINISHED"
+
+
+def test_dvc_exp_run_temp_logs_into_the_repo_store(repo, client):
+    sh(["dvc", "exp", "run", "--temp", "-S", "train.variants.notebook.units=16"], repo)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("korean-sentiment").experiment_id],
+        "tags.variant = 'notebook' and params.units = '16'",
+    )
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
 def test_sigterm_ends_the_run_killed_and_writes_no_model(repo, client):
     model_dir = repo / "outputs" / "killed"
     process = subprocess.Popen(
