@@ -19,6 +19,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.io import read_json, read_jsonl, write_json
+from pipeline.options import output_path
 from pipeline.tracking import EXECUTION_ENV, git_commit, repo_root
 
 
@@ -159,12 +160,7 @@ def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
     show_default=True,
     help="params.yaml overrides for the benchmark.",
 )
-@click.option(
-    "--out-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where nsmc.json, nsmc.md and the run folder go.",
-)
+@output_path("--out-dir", "Where nsmc.json, nsmc.md and the run folder go.")
 @click.option("--device", default="CPU", show_default=True, help="A label for the results.")
 def command(nsmc_dir, overrides, out_dir, device):
     """Run the full pipeline on NSMC in its own experiment and write a results table."""

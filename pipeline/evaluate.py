@@ -11,6 +11,7 @@ from sklearn import metrics as skm
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json
+from pipeline.options import input_dir, output_path, params_option
 from pipeline.params import check_keys, read_section
 from pipeline.serving import Bundle
 
@@ -144,31 +145,11 @@ def variants_in(train_section: dict) -> list[str]:
 
 
 @click.command("evaluate")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    required=True,
-    help="Output folder of `split`.",
-)
-@click.option(
-    "--models-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    required=True,
-    help="Folder holding one bundle per variant (outputs of `train`).",
-)
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    required=True,
-    help="Folder holding <variant>/run.json and metrics.json.",
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where metrics.json, leaderboard.md/json, champion.json and plots/ go.",
-)
+@params_option
+@input_dir("--data-dir", "Output folder of `split`.")
+@input_dir("--models-dir", "Folder holding one bundle per variant (outputs of `train`).")
+@input_dir("--runs-dir", "Folder holding <variant>/run.json and metrics.json.")
+@output_path("--out-dir", "Where metrics.json, leaderboard.md/json, champion.json and plots/ go.")
 def command(params_path, data_dir, models_dir, runs_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
     from pipeline import registry

@@ -11,6 +11,7 @@ import click
 from pipeline.download import fetch_nsmc
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, write_json, write_jsonl
+from pipeline.options import output_path, params_option
 from pipeline.params import check_keys, read_section
 from pipeline.sources import NSMC_FORMAT, Row, TableFormat, read_table
 from pipeline.text import normalize_text
@@ -145,31 +146,11 @@ def load_rows(
 
 
 @click.command("prepare")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option(
-    "--sample-file",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="The embedded sample reviews (used when data.source is 'sample').",
-)
-@click.option(
-    "--download-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Cache for downloaded NSMC files (used when data.source is 'nsmc').",
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where train.jsonl (and test.jsonl, if the source has a test set) go.",
-)
-@click.option(
-    "--report",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="JSON data report: rows read, dropped per reason, class balance.",
-)
+@params_option
+@output_path("--sample-file", "The embedded sample reviews (used when data.source is 'sample').")
+@output_path("--download-dir", "Cache for downloaded NSMC files (used when data.source is 'nsmc').")
+@output_path("--out-dir", "Where train.jsonl (and test.jsonl, if the source has a test set) go.")
+@output_path("--report", "JSON data report: rows read, dropped per reason, class balance.")
 def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: Path, report: Path):
     """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
     cfg = DataConfig.from_params(read_section(params_path, "data"))

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from pipeline.options import input_dir, output_path, params_option
 from pipeline.params import check_keys, read_section
 from pipeline.tokenize import TOKENIZERS_FILE
 from pipeline.vocab import build_vocab
@@ -62,19 +63,9 @@ def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict]
 
 
 @click.command("split")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option(
-    "--in-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    required=True,
-    help="Output folder of `tokenize`.",
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.",
-)
+@params_option
+@input_dir("--in-dir", "Output folder of `tokenize`.")
+@output_path("--out-dir", "Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Split into train/validation/test (params `split`) and build the vocabularies."""
     cfg = SplitConfig.from_params(read_section(params_path, "split"))

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from pipeline.options import input_dir, output_path, params_option
 from pipeline.params import check_keys, read_section
 from pipeline.tokenizers import Tokenizer, TokenizerConfig, make_tokenizer
 
@@ -43,19 +44,9 @@ def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = ""
 
 
 @click.command("tokenize")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
-@click.option(
-    "--in-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    required=True,
-    help="Output folder of `prepare`.",
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where the tokenized JSON Lines and tokenizers.json go.",
-)
+@params_option
+@input_dir("--in-dir", "Output folder of `prepare`.")
+@output_path("--out-dir", "Where the tokenized JSON Lines and tokenizers.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Tokenize the prepared documents with every tokenizer in params `tokenize`."""
     configs = configs_from_params(read_section(params_path, "tokenize"))

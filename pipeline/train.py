@@ -24,6 +24,7 @@ from pipeline.models import (
     fit_input,
     variant_from_params,
 )
+from pipeline.options import input_dir, output_path, params_option
 from pipeline.params import check_keys, read_section
 from pipeline.serving import BUNDLE_FILE
 from pipeline.vocab import encode, index_of
@@ -216,7 +217,7 @@ def model_summary(model) -> str:
 
 
 @click.command("train")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default="params.yaml")
+@params_option
 @click.option("--variant", required=True, help="A key of params 'train.variants'.")
 @click.option(
     "--overrides",
@@ -224,30 +225,15 @@ def model_summary(model) -> str:
     metavar="'KEY=VALUE ...'",
     help="Settings that replace the variant's params for this run, e.g. 'units=64'.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    required=True,
-    help="Output folder of `split`.",
-)
+@input_dir("--data-dir", "Output folder of `split`.")
 @click.option(
     "--data-report",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     required=True,
     help="The data report of `prepare` (names the data source).",
 )
-@click.option(
-    "--model-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where the variant's bundle (model, vocabulary, settings) goes.",
-)
-@click.option(
-    "--reports-dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where history.csv, metrics.json and run.json go.",
-)
+@output_path("--model-dir", "Where the variant's bundle (model, vocabulary, settings) goes.")
+@output_path("--reports-dir", "Where history.csv, metrics.json and run.json go.")
 def command(params_path, variant, overrides, data_dir, data_report, model_dir, reports_dir):
     """Train one variant from params 'train' and log it as an MLflow run named after it."""
     from pipeline.tracking import variant_run
