@@ -182,7 +182,6 @@ def command(params_path, data_dir, models_dir, runs_dir, out_dir):
         verdict,
         runs[verdict.champion],
         results[verdict.champion],
-        data_digest=_digest(data_dir),
     )
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "metrics.json", _scalar_metrics(results))
@@ -200,12 +199,6 @@ def command(params_path, data_dir, models_dir, runs_dir, out_dir):
             f"{cfg.registered_model} was left unchanged",
             fg="yellow",
         )
-
-
-def _digest(data_dir: Path) -> str:
-    from pipeline.io import sha256_file
-
-    return sha256_file(data_dir / "train.jsonl")[:16]
 
 
 def _scalar_metrics(results: dict[str, dict]) -> dict:

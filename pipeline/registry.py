@@ -23,7 +23,7 @@ def log_evaluation(runs: dict[str, dict], results: dict[str, dict]) -> None:
             client.log_dict(run["run_id"], scores, f"evaluation/{split}.json")
 
 
-def promote(cfg, verdict, run: dict, results: dict, data_digest: str) -> dict:
+def promote(cfg, verdict, run: dict, results: dict) -> dict:
     """Register the champion as a new version with alias `champion`, unless the gate failed."""
     summary = {
         "variant": verdict.champion,
@@ -43,11 +43,12 @@ def promote(cfg, verdict, run: dict, results: dict, data_digest: str) -> dict:
         return {**summary, "version": int(current.version), "unchanged": True}
     _ensure_registered_model(client, cfg.registered_model)
     version = mlflow.register_model(run["model_uri"], cfg.registered_model)
+    run_tags = client.get_run(run["run_id"]).data.tags
     tags = {
         "variant": verdict.champion,
-        "data.digest": data_digest,
+        "data.digest": run_tags.get("data.digest", ""),
         "run_id": run["run_id"],
-        "git_commit": client.get_run(run["run_id"]).data.tags.get("mlflow.source.git.commit", ""),
+        "git_commit": run_tags.get("mlflow.source.git.commit", ""),
         **{
             f"{_prefix(split)}_{m}": f"{v:.4f}"
             for split, scores in results.items()

@@ -137,10 +137,10 @@ class VariantLogger:
     def callbacks(self) -> list:
         return [EpochLogger()]
 
-    def log_inputs(self, splits: dict[str, list[dict]], data_dir: Path) -> None:
+    def log_inputs(
+        self, splits: dict[str, list[dict]], data_dir: Path, digests: dict[str, str]
+    ) -> None:
         import pandas as pd
-
-        from pipeline.io import sha256_file
 
         for name, records in splits.items():
             path = data_dir / f"{name}.jsonl"
@@ -155,7 +155,7 @@ class VariantLogger:
                     source=str(path.resolve()),
                     targets="label",
                     name=name,
-                    digest=sha256_file(path)[:16],
+                    digest=digests[name][:16],
                 )
                 mlflow.log_input(dataset, context="training" if name == "train" else name)
 

@@ -251,7 +251,7 @@ def command(params_path, variant, overrides, data_dir, data_report, model_dir, r
         vocab = read_json(vocab_path)
     digests = {name: sha256_file(data_dir / f"{name}.jsonl") for name in splits}
     with variant_run(settings, read_json(data_report)["source"], digests) as logger:
-        logger.log_inputs(splits, data_dir)
+        logger.log_inputs(splits, data_dir, digests)
         trained = train_variant(settings, splits, vocab, callbacks=logger.callbacks())
         with atomic_dir(model_dir) as tmp:
             write_bundle(trained, tmp)

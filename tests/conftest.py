@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NSMC_DIR = REPO.parent / "shared" / "data" / "nsmc"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
