@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import yaml
 
+from pipeline import ensemble
 from pipeline.errors import PipelineError
 from pipeline.io import read_json, read_jsonl, write_json
 from pipeline.options import output_path
@@ -121,7 +122,7 @@ def results_table(report: dict) -> str:
             f"| {'**' + row['variant'] + '** (champion)' if row['champion'] else row['variant']} "
             f"| {row['type']} | {row['val_accuracy']:.4f} | {row['test_accuracy']:.4f} "
             f"| {row['test_f1']:.4f} | {row['test_roc_auc']:.4f} "
-            f"| {row['epochs_run']} ({row['best_epoch']}) | {row['train_seconds']:.0f} "
+            f"| {_epochs(row)} | {row['train_seconds']:.0f} "
             f"| {row['scoring_texts_per_s']:,} |"
         )
     m = report["machine"]
@@ -137,9 +138,17 @@ def results_table(report: dict) -> str:
     )
 
 
+def _epochs(row: dict) -> str:
+    return "–" if row["epochs_run"] is None else f"{row['epochs_run']} ({row['best_epoch']})"
+
+
 def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
     rows = read_json(work / "reports/evaluate/leaderboard.json")
     for row in rows:
+        if row["type"] == ensemble.TYPE:
+            row["epochs_run"] = None
+            row.update(scoring_speed(work / "ensemble", speeds_texts))
+            continue
         trained = read_json(work / "reports/train" / row["variant"] / "metrics.json")
         row["epochs_run"] = trained["epochs_run"]
         row.update(scoring_speed(work / "models" / row["variant"], speeds_texts))

@@ -9,6 +9,8 @@ import click
 import numpy as np
 from sklearn import metrics as skm
 
+from pipeline import ensemble
+from pipeline.ensemble import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json
 from pipeline.options import input_dir, output_path, params_option
@@ -26,11 +28,14 @@ class EvaluateConfig:
     registered_model: str
     select_by: str
     gate: dict[str, float]
+    ensemble: EnsembleConfig | None = None
 
     @classmethod
-    def from_params(cls, section: dict) -> EvaluateConfig:
+    def from_params(cls, section: dict, variants: list[str]) -> EvaluateConfig:
         check_keys("evaluate", section, set(cls.__dataclass_fields__))
-        cfg = cls(**section)
+        cfg = cls(
+            **{**section, "ensemble": EnsembleConfig.from_params(section.get("ensemble"), variants)}
+        )
         for name in (cfg.select_by, *cfg.gate):
             if name not in METRICS:
                 raise PipelineError(
@@ -63,11 +68,40 @@ def scores(labels: np.ndarray, probability: np.ndarray) -> dict:
 
 def score_variant(bundle: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
     texts = [r["text"] for r in records]
-    tokens = (
-        [r["tokens"][bundle.tokenizer_name] for r in records] if bundle.tokenizer_name else None
-    )
+    tokens = {name: [r["tokens"][name] for r in records] for name in records[0]["tokens"]}
     probability = bundle.probabilities(texts, tokens)
     return scores(np.array([r["label"] for r in records]), probability), probability
+
+
+def score_variants(
+    variants: list[str], models_dir: Path, runs_dir: Path, splits: dict[str, list[dict]]
+) -> tuple[dict, dict, dict]:
+    """Per variant: metrics and P(positive) per split, and the leaderboard's training columns."""
+    results, probabilities, extras = {}, {}, {}
+    for variant in variants:
+        bundle = Bundle(models_dir / variant)
+        results[variant], probabilities[variant] = {}, {}
+        for name, records in splits.items():
+            results[variant][name], probabilities[variant][name] = score_variant(bundle, records)
+        trained = read_json(runs_dir / variant / "metrics.json")
+        extras[variant] = {
+            "type": bundle.meta["type"],
+            "best_epoch": trained["best_epoch"],
+            "train_seconds": trained["train_seconds"],
+        }
+    return results, probabilities, extras
+
+
+def ensemble_scores(
+    members: tuple[str, ...], probabilities: dict, labels: dict[str, np.ndarray], extras: dict
+) -> tuple[dict, dict, dict]:
+    """The ensemble's metrics, P(positive) and leaderboard columns, from its members' scores."""
+    combined = {
+        split: ensemble.combine([probabilities[m][split] for m in members]) for split in labels
+    }
+    results = {split: scores(labels[split], p) for split, p in combined.items()}
+    seconds = round(sum(extras[m]["train_seconds"] for m in members), 2)
+    return results, combined, {"type": ensemble.TYPE, "best_epoch": None, "train_seconds": seconds}
 
 
 def choose(results: dict[str, dict], cfg: EvaluateConfig) -> Verdict:
@@ -118,10 +152,14 @@ def leaderboard(
     for row in rows:
         name = f"**{row['variant']}** (champion)" if row["champion"] else row["variant"]
         lines.append(
-            "| " + " | ".join(name if c == "variant" else str(row[c]) for c in columns) + " |"
+            "| " + " | ".join(name if c == "variant" else _cell(row[c]) for c in columns) + " |"
         )
     title = f"Variants ranked by validation {cfg.select_by}"
     return rows, f"# {title}\n\n" + "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    return "–" if value is None else str(value)
 
 
 def curve_points(labels: np.ndarray, probability: np.ndarray) -> dict[str, list[dict]]:
@@ -149,33 +187,37 @@ def variants_in(train_section: dict) -> list[str]:
 @input_dir("--data-dir", "Output folder of `split`.")
 @input_dir("--models-dir", "Folder holding one bundle per variant (outputs of `train`).")
 @input_dir("--runs-dir", "Folder holding <variant>/run.json and metrics.json.")
+@output_path("--ensemble-dir", "Where the ensemble's bundle goes (params evaluate.ensemble).")
 @output_path("--out-dir", "Where metrics.json, leaderboard.md/json, champion.json and plots/ go.")
-def command(params_path, data_dir, models_dir, runs_dir, out_dir):
+def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
     from pipeline import registry
+    from pipeline.tracking import ensemble_run
 
-    cfg = EvaluateConfig.from_params(read_section(params_path, "evaluate"))
-    variants = variants_in(read_section(params_path, "train"))
+    train = read_section(params_path, "train")
+    variants = variants_in(train)
+    cfg = EvaluateConfig.from_params(read_section(params_path, "evaluate"), variants)
     missing = [v for v in variants if not (models_dir / v).is_dir()]
     if missing:
         raise PipelineError(f"no trained model for variant(s) {', '.join(missing)} in {models_dir}")
     splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in EVAL_SPLITS}
     labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
-    results, probabilities, extras = {}, {}, {}
-    for variant in variants:
-        bundle = Bundle(models_dir / variant)
-        results[variant], probabilities[variant] = {}, {}
-        for name, records in splits.items():
-            results[variant][name], probabilities[variant][name] = score_variant(bundle, records)
-        trained = read_json(runs_dir / variant / "metrics.json")
-        extras[variant] = {
-            "type": bundle.meta["type"],
-            "best_epoch": trained["best_epoch"],
-            "train_seconds": trained["train_seconds"],
-        }
+    results, probabilities, extras = score_variants(variants, models_dir, runs_dir, splits)
+    runs = {v: read_json(runs_dir / v / "run.json") for v in variants}
+    with atomic_dir(ensemble_dir) as tmp:
+        if cfg.ensemble is None:
+            (tmp / "NONE").write_text("params evaluate.ensemble lists no members\n")
+        else:
+            ensemble.write_bundle({m: models_dir / m for m in cfg.ensemble.members}, tmp)
+    if cfg.ensemble is not None:
+        members = cfg.ensemble.members
+        name = ensemble.NAME
+        results[name], probabilities[name], extras[name] = ensemble_scores(
+            members, probabilities, labels, extras
+        )
+        runs[name] = ensemble_run(train["experiment"], {m: runs[m] for m in members}, ensemble_dir)
     verdict = choose(results, cfg)
     rows, markdown = leaderboard(results, extras, cfg, verdict)
-    runs = {v: read_json(runs_dir / v / "run.json") for v in variants}
     registry.log_evaluation(runs, results)
     champion = registry.promote(
         cfg,

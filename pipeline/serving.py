@@ -5,6 +5,7 @@ A trained variant is a folder (a "bundle") of JSON and Keras-native files only:
   vocab.json   token list, index = id            (LSTM variants)
   model.keras  the Keras model                  (LSTM variants)
   tfidf.json   vocabulary, idf and coefficients  (TF-IDF baseline)
+  members/     one bundle per member             (ensemble, see pipeline/ensemble.py)
 
 Rules the README documents: a text is normalised like the training data (NFC, whitespace
 collapsed); one that is empty afterwards gets label -1, sentiment "unknown", probability 0.5;
@@ -13,7 +14,8 @@ a text with more tokens than the sequence length keeps its first `max_length` to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -39,27 +41,44 @@ class Bundle:
             from pipeline.baseline import TfidfScorer
 
             self._tfidf = TfidfScorer(read_json(folder / "tfidf.json"))
-            return
-        self.tokenize = make_tokenizer(TokenizerConfig(**self.meta["tokenizer"]["config"]))
-        self.index = index_of(read_json(folder / "vocab.json"))
-        self.max_length = self.meta["max_length"]
-        self._infer = _compiled(folder / "model.keras")
+        elif self.meta["type"] == "ensemble":
+            from pipeline.ensemble import MEMBERS_DIR
+
+            self.members = [Bundle(folder / MEMBERS_DIR / m) for m in self.meta["members"]]
+        else:
+            self.index = index_of(read_json(folder / "vocab.json"))
+            self.max_length = self.meta["max_length"]
+            self._infer = _compiled(folder / "model.keras")
 
     @property
     def tokenizer_name(self) -> str | None:
         return self.meta.get("tokenizer", {}).get("name")
 
+    @cached_property
+    def tokenize(self):
+        """Loaded on first use: an ensemble hands its members their tokens instead."""
+        return make_tokenizer(TokenizerConfig(**self.meta["tokenizer"]["config"]))
+
     def probabilities(
-        self, texts: Sequence[str], tokens: Sequence[Sequence[str]] | None = None
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]] | None = None
     ) -> np.ndarray:
-        """P(positive) per text; `tokens` may carry this bundle's tokenization, to skip it."""
+        """P(positive) per text; `tokens` (tokenizer name -> token lists) skips tokenizing."""
         if not len(texts):
             return np.zeros(0, dtype=np.float32)
         if self.meta["type"] == "tfidf_logreg":
             return self._tfidf(texts).astype(np.float32)
-        if tokens is None:
-            tokens = self.tokenize(texts)
-        return self._score_ids(encode(tokens, self.index, self.max_length))
+        tokens = dict(tokens or {})
+        if self.meta["type"] == "ensemble":
+            from pipeline.ensemble import combine
+
+            for member in self.members:  # each tokenizer runs once, however many use it
+                name = member.tokenizer_name
+                if name is not None and name not in tokens:
+                    tokens[name] = member.tokenize(texts)
+            return combine([member.probabilities(texts, tokens) for member in self.members])
+        if self.tokenizer_name not in tokens:
+            tokens[self.tokenizer_name] = self.tokenize(texts)
+        return self._score_ids(encode(tokens[self.tokenizer_name], self.index, self.max_length))
 
     def _score_ids(self, ids: list[np.ndarray]) -> np.ndarray:
         from pipeline.models import pad_batch

@@ -203,6 +203,15 @@ def log_pyfunc(bundle_dir: Path):
     )
 
 
+def run_tags(variant: str, data_digest: str) -> dict[str, str]:
+    """Tags every variant's run carries: its name, the `dvc repro` it belongs to, data, commit."""
+    tags = {VARIANT_TAG: variant, EXECUTION_TAG: execution_id(), "data.digest": data_digest}
+    commit = git_commit(Path.cwd())
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
 @contextlib.contextmanager
 def variant_run(settings, data_source: str, digests: dict[str, str]) -> Iterator[VariantLogger]:
     """The MLflow run of one variant: params and tags logged up front, status set at the end."""
@@ -210,17 +219,35 @@ def variant_run(settings, data_source: str, digests: dict[str, str]) -> Iterator
 
     root = repo_root()
     configure(root)
-    tags = {
-        VARIANT_TAG: settings.variant,
-        EXECUTION_TAG: execution_id(),
-        "data.digest": digests["train"][:16],
-    }
-    commit = git_commit(Path.cwd())
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
     experiment = experiment_id(settings.experiment, root)
-    with tracked_run(experiment, settings.variant, tags):
+    with tracked_run(
+        experiment, settings.variant, run_tags(settings.variant, digests["train"][:16])
+    ):
         mlflow.log_params(
             {**config_dict(settings.config), "seed": settings.seed, "data_source": data_source}
         )
         yield VariantLogger(settings)
+
+
+def ensemble_run(experiment: str, member_runs: dict[str, dict], bundle_dir: Path) -> dict:
+    """Log the ensemble like a trained variant (params, tags, pyfunc model); its run.json dict."""
+    from pipeline.ensemble import NAME, TYPE
+
+    root = repo_root()
+    configure(root)
+    first = mlflow.MlflowClient().get_run(next(iter(member_runs.values()))["run_id"])
+    tags = {
+        **run_tags(NAME, first.data.tags.get("data.digest", "")),
+        "member_run_ids": ",".join(run["run_id"] for run in member_runs.values()),
+    }
+    with tracked_run(experiment_id(experiment, root), NAME, tags) as run:
+        mlflow.log_params(
+            {"type": TYPE, "members": ",".join(member_runs), "combination": "mean log-odds"}
+        )
+        info = log_pyfunc(bundle_dir)
+        return {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "model_id": info.model_id,
+            "model_uri": info.model_uri,
+        }

@@ -50,8 +50,13 @@ def test_results_table_marks_the_champion():
         "repro_seconds": 1200.0,
         "test_size": 10,
         "tokenizer_reviews_per_s": {"morph": 3000},
-        "variants": [row],
+        "variants": [
+            row,
+            {**row, "variant": "ensemble", "type": "ensemble", "champion": False}
+            | {"epochs_run": None, "best_epoch": None},
+        ],
     }
     table = results_table(report)
     assert "| **bilstm** (champion) | bilstm | 0.8700 | 0.8600 |" in table
+    assert "| 0.9300 | 3 (2) | 500 |" in table and "| 0.9300 | – | 500 |" in table
     assert "20.0 min" in table and "commit abcdef1234" in table

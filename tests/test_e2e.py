@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 MODEL = "korean-sentiment"
 CHAMPION = f"models:/{MODEL}@champion"
 VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf"]
+ENSEMBLE = "ensemble"  # params evaluate.ensemble: tfidf + bilstm
 
 
 def _env() -> dict[str, str]:
@@ -101,7 +102,7 @@ def test_a_param_change_invalidates_only_its_stage(repo):
 def test_dvc_metrics_and_plots(repo, tmp_path):
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
     evaluated = next(iter(metrics.values()))["data"]["reports/evaluate/metrics.json"]["data"]
-    assert set(evaluated) == set(VARIANTS)
+    assert set(evaluated) == {*VARIANTS, ENSEMBLE}
     assert 0 <= evaluated["bilstm"]["test"]["accuracy"] <= 1
     result = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert "WARNING" not in result.stdout + result.stderr
@@ -113,7 +114,7 @@ def test_dvc_metrics_and_plots(repo, tmp_path):
 
 def test_every_variant_is_a_complete_mlflow_run(repo, client):
     runs = _runs(client)
-    assert set(runs) == set(VARIANTS)
+    assert set(runs) == {*VARIANTS, ENSEMBLE}
     executions = {r.data.tags["pipeline.execution_id"] for r in runs.values()}
     assert len(executions) == 1
     commit = sh(["git", "rev-parse", "HEAD"], repo).stdout.strip()
@@ -121,6 +122,9 @@ def test_every_variant_is_a_complete_mlflow_run(repo, client):
         assert run.info.status == "FINISHED"
         assert run.data.tags["variant"] == variant
         assert run.data.tags["mlflow.source.git.commit"] == commit
+        assert {"val_accuracy", "test_accuracy", "test_roc_auc"} <= set(run.data.metrics)
+    for variant in VARIANTS:
+        run = runs[variant]
         assert run.data.params["data_source"] == "sample"
         assert {"val_accuracy", "test_accuracy", "test_roc_auc", "train_seconds"} <= set(
             run.data.metrics
@@ -138,6 +142,32 @@ def test_every_variant_is_a_complete_mlflow_run(repo, client):
     assert [a.path for a in client.list_artifacts(bilstm.info.run_id, "keras")] == [
         "keras/model.keras"
     ]
+
+
+def test_ensemble_run_serves_the_mean_log_odds_of_its_members(repo, client):
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.ensemble import combine
+
+    runs = _runs(client)
+    ensemble = runs[ENSEMBLE]
+    assert ensemble.data.params["members"] == "tfidf,bilstm"
+    assert ensemble.data.tags["member_run_ids"] == ",".join(
+        runs[m].info.run_id for m in ("tfidf", "bilstm")
+    )
+    assert ensemble.data.tags["data.digest"] == runs["tfidf"].data.tags["data.digest"]
+    texts = pd.DataFrame({"text": ["배우 연기 최고 ㅋㅋ 또 보고 싶다", "돈 아깝다 스토리 엉망"]})
+
+    def served(run) -> np.ndarray:
+        model_id = client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        )[0].model_id
+        return mlflow.pyfunc.load_model(f"models:/{model_id}").predict(texts)["probability"]
+
+    expected = combine([served(runs["tfidf"]).to_numpy(), served(runs["bilstm"]).to_numpy()])
+    np.testing.assert_allclose(served(ensemble), expected, atol=1e-5)
 
 
 def test_champion_is_registered_and_predicts_raw_text(repo, client):

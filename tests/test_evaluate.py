@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
+from pipeline.ensemble import combine
 from pipeline.errors import PipelineError
-from pipeline.evaluate import EvaluateConfig, choose, curve_points, leaderboard, scores
+from pipeline.evaluate import (
+    EvaluateConfig,
+    choose,
+    curve_points,
+    ensemble_scores,
+    leaderboard,
+    scores,
+)
 
 CFG = EvaluateConfig("model", "accuracy", {"accuracy": 0.7})
 
@@ -51,7 +59,32 @@ def test_gate_blocks_a_weak_champion():
 
 def test_unknown_metric_is_an_error():
     with pytest.raises(PipelineError, match="unknown metric 'acc'"):
-        EvaluateConfig.from_params({"registered_model": "m", "select_by": "acc", "gate": {}})
+        EvaluateConfig.from_params({"registered_model": "m", "select_by": "acc", "gate": {}}, [])
+
+
+def test_ensemble_members_are_checked_against_the_variants():
+    section = {"registered_model": "m", "select_by": "accuracy", "gate": {}}
+    cfg = EvaluateConfig.from_params({**section, "ensemble": {"members": ["a", "b"]}}, ["a", "b"])
+    assert cfg.ensemble.members == ("a", "b")
+    assert EvaluateConfig.from_params(section, ["a", "b"]).ensemble is None
+    with pytest.raises(PipelineError, match="unknown member"):
+        EvaluateConfig.from_params({**section, "ensemble": {"members": ["a", "c"]}}, ["a", "b"])
+
+
+def test_ensemble_is_scored_from_its_members_probabilities():
+    labels = {"validation": np.array([1, 0, 1, 0]), "test": np.array([1, 0])}
+    probabilities = {
+        "a": {"validation": np.array([0.9, 0.6, 0.4, 0.1]), "test": np.array([0.8, 0.3])},
+        "b": {"validation": np.array([0.8, 0.2, 0.7, 0.45]), "test": np.array([0.4, 0.45])},
+    }
+    extras = {v: {"type": "lstm", "best_epoch": 1, "train_seconds": 2.5} for v in "ab"}
+    results, combined, extra = ensemble_scores(("a", "b"), probabilities, labels, extras)
+    # each member errs once on validation; their mean log-odds errs nowhere
+    assert results["validation"]["accuracy"] == 1.0
+    np.testing.assert_allclose(
+        combined["test"], combine([probabilities["a"]["test"], probabilities["b"]["test"]])
+    )
+    assert extra == {"type": "ensemble", "best_epoch": None, "train_seconds": 5.0}
 
 
 def test_leaderboard_ranks_by_validation():
@@ -61,6 +94,8 @@ def test_leaderboard_ranks_by_validation():
     assert [r["variant"] for r in rows] == ["b", "a"]
     assert rows[0]["champion"] and not rows[1]["champion"]
     assert "| 1 | **b** (champion) |" in markdown
+    extras["a"]["best_epoch"] = None  # the ensemble trains no epochs
+    assert "| – |" in leaderboard(results, extras, CFG, choose(results, CFG))[1]
 
 
 def test_curves_are_thinned():
