@@ -155,14 +155,15 @@ class BucketedBatches(keras.utils.PyDataset):
         super().__init__()
         self.ids, self.labels, self.batch_size, self.seed = ids, labels, batch_size, seed
         self.epoch = 0
-        self.batches = self._batches()
+        self.batches = self.rows_for_epoch(0)
 
-    def _batches(self) -> list[np.ndarray]:
+    def rows_for_epoch(self, epoch: int) -> list[np.ndarray]:
+        """The row indices of each batch of `epoch`: a pure function of seed and epoch."""
         lengths = np.array([len(x) for x in self.ids])
         if self.seed is None:
             order = np.argsort(lengths, kind="stable")
             return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        rng = np.random.default_rng((self.seed, self.epoch))
+        rng = np.random.default_rng((self.seed, epoch))
         order = rng.permutation(len(self.ids))
         pool = self.batch_size * self.POOL
         batches = []
@@ -174,17 +175,19 @@ class BucketedBatches(keras.utils.PyDataset):
             ]
         return [batches[i] for i in rng.permutation(len(batches))]
 
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return pad_batch([self.ids[i] for i in rows]), self.labels[rows]
+
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, index: int):
-        batch = self.batches[index]
-        return pad_batch([self.ids[i] for i in batch]), self.labels[batch]
+        return self.batch(self.batches[index])
 
     def on_epoch_end(self):
         if self.seed is not None:
             self.epoch += 1
-            self.batches = self._batches()
+            self.batches = self.rows_for_epoch(self.epoch)
 
 
 def fit_input(batches: BucketedBatches):
@@ -192,12 +195,18 @@ def fit_input(batches: BucketedBatches):
     so under TensorFlow batches of varying width need a dataset with an explicit signature."""
     if keras.backend.backend() != "tensorflow":
         return batches
+    import itertools
+
     import tensorflow as tf
 
+    # Each epoch iterates the dataset anew, which calls generate() again. The epoch number is
+    # counted here rather than kept in `batches`: tf.data may finish an old generator after
+    # the next one started, and a shared reshuffle would then change an epoch half-way.
+    epochs = itertools.count()
+
     def generate():
-        for index in range(len(batches)):
-            yield batches[index]
-        batches.on_epoch_end()
+        for rows in batches.rows_for_epoch(next(epochs)):
+            yield batches.batch(rows)
 
     signature = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)

@@ -100,3 +100,21 @@ def test_fit_accepts_batches_whose_width_changes_after_the_first_two():
     model = build_lstm_model(LstmConfig(**LSTM), vocab_size=50)
     history = model.fit(fit_input(batches), epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
+
+
+def test_each_training_epoch_gets_its_own_deterministic_shuffle():
+    rng = np.random.default_rng(0)
+    ids = [np.arange(1, n + 1, dtype=np.int32) for n in rng.integers(1, 12, size=60)]
+    batches = BucketedBatches(ids, rng.integers(0, 2, 60).astype(np.float32), 4, seed=5)
+    epochs = [batches.rows_for_epoch(e) for e in range(3)]
+    assert not all(np.array_equal(a, b) for a, b in zip(epochs[0], epochs[1], strict=True))
+    requested = []
+    rows_for_epoch = batches.rows_for_epoch
+    batches.rows_for_epoch = lambda epoch: requested.append(epoch) or rows_for_epoch(epoch)
+    model = build_lstm_model(LstmConfig(**LSTM), vocab_size=50)
+    model.fit(fit_input(batches), epochs=3, verbose=0)
+    assert requested == [0, 1, 2]  # one shuffle per epoch, in order, whatever tf.data prefetches
+    again = BucketedBatches(ids, batches.labels, 4, seed=5)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(again.rows_for_epoch(2), epochs[2], strict=True)
+    )
