@@ -79,7 +79,7 @@ def score_variants(
     """Per variant: metrics and P(positive) per split, and the leaderboard's training columns."""
     results, probabilities, extras = {}, {}, {}
     for variant in variants:
-        bundle = Bundle(models_dir / variant)
+        bundle = Bundle(models_dir / variant, with_tokenizer=False)  # records carry tokens
         results[variant], probabilities[variant] = {}, {}
         for name, records in splits.items():
             results[variant][name], probabilities[variant][name] = score_variant(bundle, records)

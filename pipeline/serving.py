@@ -15,7 +15,6 @@ a text with more tokens than the sequence length keeps its first `max_length` to
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,9 @@ BATCH = 128
 class Bundle:
     """One trained variant, loaded once; scores many texts per model call."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, with_tokenizer: bool = True):
         self.meta = read_json(folder / BUNDLE_FILE)
+        self.tokenizers = {}  # tokenizer name -> tokenizer, loaded up front, not per request
         if self.meta["type"] == "tfidf_logreg":
             from pipeline.baseline import TfidfScorer
 
@@ -44,19 +44,25 @@ class Bundle:
         elif self.meta["type"] == "ensemble":
             from pipeline.ensemble import MEMBERS_DIR
 
-            self.members = [Bundle(folder / MEMBERS_DIR / m) for m in self.meta["members"]]
+            self.members = [
+                Bundle(folder / MEMBERS_DIR / m, with_tokenizer=False) for m in self.meta["members"]
+            ]
+            # One tokenizer per name, however many members use it: texts are tokenized once.
+            for member in self.members:
+                if member.tokenizer_name and member.tokenizer_name not in self.tokenizers:
+                    self.tokenizers[member.tokenizer_name] = member.make_tokenizer()
         else:
             self.index = index_of(read_json(folder / "vocab.json"))
             self.max_length = self.meta["max_length"]
             self._infer = _compiled(folder / "model.keras")
+            if with_tokenizer:
+                self.tokenizers[self.tokenizer_name] = self.make_tokenizer()
 
     @property
     def tokenizer_name(self) -> str | None:
         return self.meta.get("tokenizer", {}).get("name")
 
-    @cached_property
-    def tokenize(self):
-        """Loaded on first use: an ensemble hands its members their tokens instead."""
+    def make_tokenizer(self):
         return make_tokenizer(TokenizerConfig(**self.meta["tokenizer"]["config"]))
 
     def probabilities(
@@ -68,16 +74,13 @@ class Bundle:
         if self.meta["type"] == "tfidf_logreg":
             return self._tfidf(texts).astype(np.float32)
         tokens = dict(tokens or {})
+        for name, tokenize in self.tokenizers.items():
+            if name not in tokens:
+                tokens[name] = tokenize(texts)
         if self.meta["type"] == "ensemble":
             from pipeline.ensemble import combine
 
-            for member in self.members:  # each tokenizer runs once, however many use it
-                name = member.tokenizer_name
-                if name is not None and name not in tokens:
-                    tokens[name] = member.tokenize(texts)
             return combine([member.probabilities(texts, tokens) for member in self.members])
-        if self.tokenizer_name not in tokens:
-            tokens[self.tokenizer_name] = self.tokenize(texts)
         return self._score_ids(encode(tokens[self.tokenizer_name], self.index, self.max_length))
 
     def _score_ids(self, ids: list[np.ndarray]) -> np.ndarray:

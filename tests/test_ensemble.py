@@ -88,6 +88,8 @@ def test_bundle_scores_the_mean_log_odds_of_its_members(members, tmp_path):
     texts = ["영화 좋다 w1", "영화 싫다 w2", "좋다 좋다"]
     expected = combine([Bundle(folder).probabilities(texts) for folder in members.values()])
     bundle = Bundle(tmp_path)
+    assert list(bundle.tokenizers) == ["space"]  # loaded once, with the model
+    assert all(not member.tokenizers for member in bundle.members)
     np.testing.assert_allclose(bundle.probabilities(texts), expected, atol=1e-6)
     tokens = {"space": whitespace_tokens(texts)}
     np.testing.assert_allclose(bundle.probabilities(texts, tokens), expected, atol=1e-6)
