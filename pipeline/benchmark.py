@@ -20,7 +20,7 @@ import yaml
 from pipeline import ensemble
 from pipeline.errors import PipelineError
 from pipeline.io import read_json, read_jsonl, write_json
-from pipeline.options import output_path
+from pipeline.options import path_option
 from pipeline.tracking import EXECUTION_ENV, git_commit, repo_root
 
 
@@ -169,7 +169,7 @@ def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
     show_default=True,
     help="params.yaml overrides for the benchmark.",
 )
-@output_path("--out-dir", "Where nsmc.json, nsmc.md and the run folder go.")
+@path_option("--out-dir", "Where nsmc.json, nsmc.md and the run folder go.")
 @click.option("--device", default="CPU", show_default=True, help="A label for the results.")
 def command(nsmc_dir, overrides, out_dir, device):
     """Run the full pipeline on NSMC in its own experiment and write a results table."""

@@ -32,9 +32,9 @@ class EnsembleConfig:
     @classmethod
     def from_params(cls, section: dict | None, variants: Sequence[str]) -> EnsembleConfig | None:
         """None when params 'evaluate.ensemble' is absent or lists no members."""
+        check_keys("evaluate.ensemble", section or {}, {"members"})
         if not section or not section.get("members"):
             return None
-        check_keys("evaluate.ensemble", section, {"members"})
         members = tuple(section["members"])
         unknown = [m for m in members if m not in variants]
         if unknown:

@@ -13,7 +13,7 @@ from pipeline import ensemble
 from pipeline.ensemble import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json
-from pipeline.options import input_dir, output_path, params_option
+from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.serving import Bundle
 
@@ -68,7 +68,8 @@ def scores(labels: np.ndarray, probability: np.ndarray) -> dict:
 
 def score_variant(bundle: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
     texts = [r["text"] for r in records]
-    tokens = {name: [r["tokens"][name] for r in records] for name in records[0]["tokens"]}
+    name = bundle.tokenizer_name  # the split's stored tokens, so nothing is tokenized again
+    tokens = {name: [r["tokens"][name] for r in records]} if name else None
     probability = bundle.probabilities(texts, tokens)
     return scores(np.array([r["label"] for r in records]), probability), probability
 
@@ -187,8 +188,8 @@ def variants_in(train_section: dict) -> list[str]:
 @input_dir("--data-dir", "Output folder of `split`.")
 @input_dir("--models-dir", "Folder holding one bundle per variant (outputs of `train`).")
 @input_dir("--runs-dir", "Folder holding <variant>/run.json and metrics.json.")
-@output_path("--ensemble-dir", "Where the ensemble's bundle goes (params evaluate.ensemble).")
-@output_path("--out-dir", "Where metrics.json, leaderboard.md/json, champion.json and plots/ go.")
+@path_option("--ensemble-dir", "Where the ensemble's bundle goes (params evaluate.ensemble).")
+@path_option("--out-dir", "Where metrics.json, leaderboard.md/json, champion.json and plots/ go.")
 def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
     from pipeline import registry

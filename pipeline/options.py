@@ -1,4 +1,4 @@
-"""Click options the stage commands share: the params file, input folders, output paths."""
+"""Click options the stage commands share: the params file, input folders, other paths."""
 
 from pathlib import Path
 
@@ -24,6 +24,7 @@ def input_dir(flag: str, help: str):
     )
 
 
-def output_path(flag: str, help: str):
-    """A required file or folder this command writes."""
+def path_option(flag: str, help: str):
+    """A required path not checked up front: an output, a cache, or an input only some settings
+    read (prepare's sample file)."""
     return click.option(flag, type=click.Path(path_type=Path), required=True, help=help)

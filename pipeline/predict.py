@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
-from pipeline.options import output_path
+from pipeline.options import path_option
 from pipeline.pyfunc import TEXT_COLUMN
 
 
@@ -67,7 +67,7 @@ def load_scorer(model: str):
     show_default=True,
     help="The column holding the texts in a CSV/TSV input.",
 )
-@output_path("--output", "CSV file to write: text, label, sentiment, probability.")
+@path_option("--output", "CSV file to write: text, label, sentiment, probability.")
 def command(model, input_path, text_column, output):
     """Score every text of a file and write the predictions as CSV."""
     texts = read_texts(input_path, text_column)

@@ -11,7 +11,7 @@ import click
 from pipeline.download import fetch_nsmc
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, write_json, write_jsonl
-from pipeline.options import output_path, params_option
+from pipeline.options import params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.sources import NSMC_FORMAT, Row, TableFormat, read_table
 from pipeline.text import normalize_text
@@ -147,10 +147,10 @@ def load_rows(
 
 @click.command("prepare")
 @params_option
-@output_path("--sample-file", "The embedded sample reviews (used when data.source is 'sample').")
-@output_path("--download-dir", "Cache for downloaded NSMC files (used when data.source is 'nsmc').")
-@output_path("--out-dir", "Where train.jsonl (and test.jsonl, if the source has a test set) go.")
-@output_path("--report", "JSON data report: rows read, dropped per reason, class balance.")
+@path_option("--sample-file", "The embedded sample reviews (used when data.source is 'sample').")
+@path_option("--download-dir", "Cache for downloaded NSMC files (used when data.source is 'nsmc').")
+@path_option("--out-dir", "Where train.jsonl (and test.jsonl, if the source has a test set) go.")
+@path_option("--report", "JSON data report: rows read, dropped per reason, class balance.")
 def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: Path, report: Path):
     """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
     cfg = DataConfig.from_params(read_section(params_path, "data"))

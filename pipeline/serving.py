@@ -48,7 +48,7 @@ class Bundle:
                 Bundle(folder / MEMBERS_DIR / m, with_tokenizer=False) for m in self.meta["members"]
             ]
             # One tokenizer per name, however many members use it: texts are tokenized once.
-            for member in self.members:
+            for member in self.members if with_tokenizer else []:
                 if member.tokenizer_name and member.tokenizer_name not in self.tokenizers:
                     self.tokenizers[member.tokenizer_name] = member.make_tokenizer()
         else:

@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
-from pipeline.options import input_dir, output_path, params_option
+from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.tokenize import TOKENIZERS_FILE
 from pipeline.vocab import build_vocab
@@ -65,7 +65,7 @@ def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict]
 @click.command("split")
 @params_option
 @input_dir("--in-dir", "Output folder of `tokenize`.")
-@output_path("--out-dir", "Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.")
+@path_option("--out-dir", "Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Split into train/validation/test (params `split`) and build the vocabularies."""
     cfg = SplitConfig.from_params(read_section(params_path, "split"))

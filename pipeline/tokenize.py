@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_jsonl, write_json, write_jsonl
-from pipeline.options import input_dir, output_path, params_option
+from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.tokenizers import Tokenizer, TokenizerConfig, make_tokenizer
 
@@ -46,7 +46,7 @@ def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = ""
 @click.command("tokenize")
 @params_option
 @input_dir("--in-dir", "Output folder of `prepare`.")
-@output_path("--out-dir", "Where the tokenized JSON Lines and tokenizers.json go.")
+@path_option("--out-dir", "Where the tokenized JSON Lines and tokenizers.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Tokenize the prepared documents with every tokenizer in params `tokenize`."""
     configs = configs_from_params(read_section(params_path, "tokenize"))

@@ -177,14 +177,7 @@ class VariantLogger:
 
             mlflow.log_text(model_summary(trained.keras_model), "model_summary.txt")
             mlflow.log_artifact(str(model_dir / "model.keras"), "keras")
-        info = log_pyfunc(model_dir)
-        run = mlflow.active_run()
-        return {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "model_id": info.model_id,
-            "model_uri": info.model_uri,
-        }
+        return run_record(mlflow.active_run(), log_pyfunc(model_dir))
 
 
 def log_pyfunc(bundle_dir: Path):
@@ -201,6 +194,16 @@ def log_pyfunc(bundle_dir: Path):
         input_example=INPUT_EXAMPLE,
         pip_requirements=requirements(),
     )
+
+
+def run_record(run: mlflow.ActiveRun, model_info) -> dict:
+    """What `evaluate` needs of a variant's run (its run.json): ids and the logged model."""
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "model_id": model_info.model_id,
+        "model_uri": model_info.model_uri,
+    }
 
 
 def run_tags(variant: str, data_digest: str) -> dict[str, str]:
@@ -244,10 +247,4 @@ def ensemble_run(experiment: str, member_runs: dict[str, dict], bundle_dir: Path
         mlflow.log_params(
             {"type": TYPE, "members": ",".join(member_runs), "combination": "mean log-odds"}
         )
-        info = log_pyfunc(bundle_dir)
-        return {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "model_id": info.model_id,
-            "model_uri": info.model_uri,
-        }
+        return run_record(run, log_pyfunc(bundle_dir))

@@ -24,7 +24,7 @@ from pipeline.models import (
     fit_input,
     variant_from_params,
 )
-from pipeline.options import input_dir, output_path, params_option
+from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.serving import BUNDLE_FILE
 from pipeline.vocab import encode, index_of
@@ -232,8 +232,8 @@ def model_summary(model) -> str:
     required=True,
     help="The data report of `prepare` (names the data source).",
 )
-@output_path("--model-dir", "Where the variant's bundle (model, vocabulary, settings) goes.")
-@output_path("--reports-dir", "Where history.csv, metrics.json and run.json go.")
+@path_option("--model-dir", "Where the variant's bundle (model, vocabulary, settings) goes.")
+@path_option("--reports-dir", "Where history.csv, metrics.json and run.json go.")
 def command(params_path, variant, overrides, data_dir, data_report, model_dir, reports_dir):
     """Train one variant from params 'train' and log it as an MLflow run named after it."""
     from pipeline.tracking import variant_run

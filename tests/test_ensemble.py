@@ -44,6 +44,7 @@ def test_no_members_means_no_ensemble(section):
         ({"members": ["tfidf", "gru"]}, VARIANTS, "unknown member.*'gru'.*defines base, bilstm"),
         ({"members": ["tfidf", "tfidf"]}, VARIANTS, "at least two different members"),
         ({"members": ["tfidf", "base"], "weights": [1, 2]}, VARIANTS, "weights"),
+        ({"weights": [1, 2]}, VARIANTS, "weights"),
         ({"members": ["tfidf", "base"]}, [*VARIANTS, "ensemble"], "'ensemble' is reserved"),
     ],
 )
@@ -90,6 +91,7 @@ def test_bundle_scores_the_mean_log_odds_of_its_members(members, tmp_path):
     bundle = Bundle(tmp_path)
     assert list(bundle.tokenizers) == ["space"]  # loaded once, with the model
     assert all(not member.tokenizers for member in bundle.members)
+    assert not Bundle(tmp_path, with_tokenizer=False).tokenizers
     np.testing.assert_allclose(bundle.probabilities(texts), expected, atol=1e-6)
     tokens = {"space": whitespace_tokens(texts)}
     np.testing.assert_allclose(bundle.probabilities(texts, tokens), expected, atol=1e-6)
