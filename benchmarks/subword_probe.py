@@ -1,0 +1,237 @@
+"""Probe: do subword inputs lift the LSTMs on NSMC? An experiment, not part of the pipeline.
+
+Each Kiwi morpheme gets, besides its own embedding, the mean embedding of its form's character
+1-3-grams (fastText-style, hashed into a fixed number of buckets with CRC-32, so a token the
+vocabulary lacks still gets a meaning from its spelling). Everything else follows the NSMC
+benchmark settings (the three architectures, dropout 0.4 where named, max pooling, 60 tokens,
+batches of 256, Adam 0.002, the same per-epoch bucketed shuffle); each config trains for its
+`epochs` on the split of a benchmark run, and its best epoch is the one of lowest validation loss:
+
+    python benchmarks/subword_probe.py --split-dir benchmarks/runs/<run>/data/split \
+        --out benchmarks/subword-probe.json bilstm bilstm_sub32k
+
+The results file is rewritten after every config (keeping the configs it already holds), so a
+probe may run in parts and a stopped one keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import time
+import zlib
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42
+SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
+SUB_200K = {**SUB_32K, "buckets": 200000}
+CONFIGS = {
+    "bilstm": {"bidirectional": True, "units": 64, "epochs": 2},
+    "bilstm_sub32k": {"bidirectional": True, "units": 64, "epochs": 2, "subwords": SUB_32K},
+    "bilstm_sub200k": {"bidirectional": True, "units": 64, "epochs": 2, "subwords": SUB_200K},
+    "lstm": {"bidirectional": False, "units": 128, "epochs": 2},
+    "lstm_sub32k": {"bidirectional": False, "units": 128, "epochs": 2, "subwords": SUB_32K},
+    "lstm_sub32k_decay": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 3,
+        "subwords": SUB_32K,
+        "learning_rates": [0.002, 0.002, 0.0005],
+    },
+    "dropout": {"bidirectional": False, "units": 128, "epochs": 3, "dropout": 0.4},
+    "dropout_sub32k": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 3,
+        "dropout": 0.4,
+        "subwords": SUB_32K,
+    },
+}
+
+
+def read_jsonl(folder: Path, name: str) -> list[dict]:
+    path = next(folder.glob(f"{name}.jsonl*"))
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def char_ngrams(form: str, min_n: int, max_n: int) -> list[str]:
+    marked = f"<{form}>"
+    grams = []
+    for n in range(min_n, max_n + 1):
+        grams += [marked[i : i + n] for i in range(len(marked) - n + 1)]
+    return [g for g in grams if g not in ("<", ">")]
+
+
+def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int) -> list[int]:
+    """Bucket ids (1..buckets; 0 pads) of the n-grams of a morpheme's form, without its tag."""
+    form = token.rsplit("/", 1)[0]
+    grams = char_ngrams(form, min_n, max_n)
+    return [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:slots]
+
+
+def encode(records: list[dict], index: dict[str, int], subwords: dict | None):
+    ids, subs = [], []
+    for record in records:
+        tokens = record["tokens"]["morph"][:MAX_LENGTH]
+        ids.append(np.array([index.get(t, 1) for t in tokens], dtype=np.int32))
+        if subwords:
+            subs.append([subword_ids(t, **subwords) for t in tokens])
+    return ids, subs
+
+
+def epoch_batches(ids, subs, labels, slots, batch, epoch, shuffle):
+    """The pipeline's bucketing: length-sorted pools of 50 batches, reshuffled per epoch."""
+    lengths = np.array([len(x) for x in ids])
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        groups = [order[i : i + batch] for i in range(0, len(order), batch)]
+    else:
+        rng = np.random.default_rng((SEED, epoch))
+        order = rng.permutation(len(ids))
+        groups = []
+        for start in range(0, len(order), batch * 50):
+            pool = order[start : start + batch * 50]
+            pool = pool[np.argsort(lengths[pool], kind="stable")]
+            groups += [pool[i : i + batch] for i in range(0, len(pool), batch)]
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+    for rows in groups:
+        width = max(8, -(-max(len(ids[i]) for i in rows) // 8) * 8)
+        x = np.zeros((len(rows), width), np.int32)
+        for j, i in enumerate(rows):
+            x[j, : len(ids[i])] = ids[i]
+        inputs = {"tokens": x}
+        if subs:
+            s = np.zeros((len(rows), width, slots), np.int32)
+            for j, i in enumerate(rows):
+                for position, bucket_ids in enumerate(subs[i]):
+                    s[j, position, : len(bucket_ids)] = bucket_ids
+            inputs["subwords"] = s
+        yield inputs, labels[rows]
+
+
+def build_model(config: dict, vocab_size: int, embedding_dim: int = 128):
+    import keras
+    from keras import layers, ops
+
+    token_ids = keras.Input((None,), dtype="int32", name="tokens")
+    inputs, mask = [token_ids], ops.not_equal(token_ids, 0)
+    x = layers.Embedding(vocab_size, embedding_dim)(token_ids)
+    if sub := config.get("subwords"):
+        sub_ids = keras.Input((None, sub["slots"]), dtype="int32", name="subwords")
+        inputs.append(sub_ids)
+        vectors = layers.Embedding(sub["buckets"] + 1, embedding_dim)(sub_ids)
+        present = ops.expand_dims(ops.cast(ops.not_equal(sub_ids, 0), vectors.dtype), -1)
+        x = x + ops.sum(vectors * present, axis=2) / ops.maximum(ops.sum(present, axis=2), 1.0)
+    dropout = config.get("dropout", 0.0)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    lstm = layers.LSTM(config["units"], return_sequences=True, dropout=dropout)
+    x = (layers.Bidirectional(lstm) if config["bidirectional"] else lstm)(x, mask=mask)
+    x = ops.max(ops.where(ops.expand_dims(mask, -1), x, ops.full_like(x, -1e9)), axis=1)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+    model.compile(keras.optimizers.Adam(LEARNING_RATE), "binary_crossentropy")
+    return model
+
+
+def validation_scores(model, batches) -> tuple[float, float]:
+    correct = total = 0
+    loss = 0.0
+    for inputs, y in batches:
+        p = np.clip(np.asarray(model.predict_on_batch(inputs)).reshape(-1), 1e-7, 1 - 1e-7)
+        correct += int(np.sum((p >= 0.5) == y))
+        total += len(y)
+        loss -= float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return correct / total, loss / total
+
+
+def probe(config: dict, splits: dict, vocab: list[str]) -> dict:
+    import keras
+
+    keras.utils.set_random_seed(SEED)
+    index = {token: i for i, token in enumerate(vocab)}
+    subwords = config.get("subwords")
+    slots = subwords["slots"] if subwords else 0
+    started = time.perf_counter()
+    data = {
+        name: (*encode(records, index, subwords), np.array([r["label"] for r in records], "f4"))
+        for name, records in splits.items()
+    }
+    encode_seconds = time.perf_counter() - started
+    model = build_model(config, len(vocab))
+    epochs = []
+    for epoch in range(config["epochs"]):
+        started = time.perf_counter()
+        if rates := config.get("learning_rates"):
+            model.optimizer.learning_rate = rates[epoch]
+        for inputs, y in epoch_batches(*data["train"], slots, BATCH, epoch, shuffle=True):
+            model.train_on_batch(inputs, y)
+        val = epoch_batches(*data["validation"], slots, 512, 0, shuffle=False)
+        accuracy, loss = validation_scores(model, val)
+        epochs.append(
+            {
+                "epoch": epoch + 1,
+                "val_accuracy": round(accuracy, 4),
+                "val_loss": round(loss, 4),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        print(epochs[-1], flush=True)
+    best = min(epochs, key=lambda row: row["val_loss"])
+    return {
+        "date": date.today().isoformat(),
+        "config": config,
+        "val_accuracy": best["val_accuracy"],
+        "best_epoch": best["epoch"],
+        "epochs": epochs,
+        "encode_seconds": round(encode_seconds, 1),
+        "params": model.count_params(),
+    }
+
+
+def read_configs(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))["configs"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split-dir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("configs", nargs="*", help=f"any of {', '.join(CONFIGS)} (default: all)")
+    args = parser.parse_args()
+    unknown = sorted(set(args.configs) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown config(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+
+    import keras
+
+    splits = {name: read_jsonl(args.split_dir, name) for name in ("train", "validation")}
+    vocab_file = args.split_dir / "vocab" / "morph.json"
+    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))["tokens"]
+    results = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "backend": keras.backend.backend(),
+        "train_size": len(splits["train"]),
+        # Configs measured earlier into the same file are kept: a probe may run in parts.
+        "configs": read_configs(args.out),
+    }
+    for name in args.configs or CONFIGS:
+        print(name, flush=True)
+        results["configs"][name] = probe(CONFIGS[name], splits, vocab)
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
