@@ -3,9 +3,10 @@
 Each Kiwi morpheme gets, besides its own embedding, the mean embedding of its form's character
 1-3-grams (fastText-style, hashed into a fixed number of buckets with CRC-32, so a token the
 vocabulary lacks still gets a meaning from its spelling). Everything else follows the NSMC
-benchmark settings (the three architectures, dropout 0.4 where named, max pooling, 60 tokens,
-batches of 256, Adam 0.002, the same per-epoch bucketed shuffle); each config trains for its
-`epochs` on the split of a benchmark run, and its best epoch is the one of lowest validation loss:
+benchmark settings (the three architectures, dropout 0.4 or spatial dropout where named, max
+pooling, 60 tokens, batches of 256, Adam 0.002, the same per-epoch bucketed shuffle); each
+config trains for its `epochs` on the split of a benchmark run, and its best epoch is the one
+of lowest validation loss:
 
     python benchmarks/subword_probe.py --split-dir benchmarks/runs/<run>/data/split \
         --out benchmarks/subword-probe.json bilstm bilstm_sub32k
@@ -44,6 +45,14 @@ CONFIGS = {
         "subwords": SUB_32K,
         "learning_rates": [0.002, 0.002, 0.0005],
     },
+    "lstm_sub32k_spatial": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 3,
+        "subwords": SUB_32K,
+        "spatial_dropout": 0.2,
+    },
+    "bilstm128_sub32k": {"bidirectional": True, "units": 128, "epochs": 2, "subwords": SUB_32K},
     "dropout": {"bidirectional": False, "units": 128, "epochs": 3, "dropout": 0.4},
     "dropout_sub32k": {
         "bidirectional": False,
@@ -130,6 +139,8 @@ def build_model(config: dict, vocab_size: int, embedding_dim: int = 128):
         vectors = layers.Embedding(sub["buckets"] + 1, embedding_dim)(sub_ids)
         present = ops.expand_dims(ops.cast(ops.not_equal(sub_ids, 0), vectors.dtype), -1)
         x = x + ops.sum(vectors * present, axis=2) / ops.maximum(ops.sum(present, axis=2), 1.0)
+    if spatial := config.get("spatial_dropout"):
+        x = layers.SpatialDropout1D(spatial)(x)
     dropout = config.get("dropout", 0.0)
     if dropout:
         x = layers.Dropout(dropout)(x)
