@@ -18,7 +18,6 @@ probe may run in parts and a stopped one keeps what it measured.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -28,6 +27,9 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.io import read_jsonl
+from pipeline.vocab import encode, index_of
 
 MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
@@ -64,13 +66,6 @@ CONFIGS = {
 }
 
 
-def read_jsonl(folder: Path, name: str) -> list[dict]:
-    path = next(folder.glob(f"{name}.jsonl*"))
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
 def char_ngrams(form: str, min_n: int, max_n: int) -> list[str]:
     marked = f"<{form}>"
     grams = []
@@ -86,49 +81,35 @@ def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int) ->
     return [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:slots]
 
 
-def encode(records: list[dict], index: dict[str, int], subwords: dict | None):
-    ids, subs = [], []
-    for record in records:
-        tokens = record["tokens"]["morph"][:MAX_LENGTH]
-        ids.append(np.array([index.get(t, 1) for t in tokens], dtype=np.int32))
-        if subwords:
-            subs.append([subword_ids(t, **subwords) for t in tokens])
-    return ids, subs
+def probe_data(records: list[dict], index: dict[str, int], batch: int, seed: int | None, sub):
+    """The pipeline's token ids and length-bucketed batches, plus each token's subword ids."""
+    from pipeline.models import BucketedBatches
+
+    tokens = [r["tokens"]["morph"][:MAX_LENGTH] for r in records]
+    labels = np.array([r["label"] for r in records], dtype=np.float32)
+    batches = BucketedBatches(encode(tokens, index, MAX_LENGTH), labels, batch, seed)
+    subs = [[subword_ids(t, **sub) for t in doc] for doc in tokens] if sub else None
+    return batches, subs
 
 
-def epoch_batches(ids, subs, labels, slots, batch, epoch, shuffle):
-    """The pipeline's bucketing: length-sorted pools of 50 batches, reshuffled per epoch."""
-    lengths = np.array([len(x) for x in ids])
-    if not shuffle:
-        order = np.argsort(lengths, kind="stable")
-        groups = [order[i : i + batch] for i in range(0, len(order), batch)]
-    else:
-        rng = np.random.default_rng((SEED, epoch))
-        order = rng.permutation(len(ids))
-        groups = []
-        for start in range(0, len(order), batch * 50):
-            pool = order[start : start + batch * 50]
-            pool = pool[np.argsort(lengths[pool], kind="stable")]
-            groups += [pool[i : i + batch] for i in range(0, len(pool), batch)]
-        groups = [groups[i] for i in rng.permutation(len(groups))]
-    for rows in groups:
-        width = max(8, -(-max(len(ids[i]) for i in rows) // 8) * 8)
-        x = np.zeros((len(rows), width), np.int32)
-        for j, i in enumerate(rows):
-            x[j, : len(ids[i])] = ids[i]
-        inputs = {"tokens": x}
+def epoch_batches(batches, subs, slots: int, epoch: int):
+    """The pipeline's batches of `epoch` (padded by its pad_batch), with subword ids beside."""
+    for rows in batches.rows_for_epoch(epoch):
+        ids, labels = batches.batch(rows)
+        inputs = {"tokens": ids}
         if subs:
-            s = np.zeros((len(rows), width, slots), np.int32)
+            inputs["subwords"] = np.zeros((*ids.shape, slots), np.int32)
             for j, i in enumerate(rows):
                 for position, bucket_ids in enumerate(subs[i]):
-                    s[j, position, : len(bucket_ids)] = bucket_ids
-            inputs["subwords"] = s
-        yield inputs, labels[rows]
+                    inputs["subwords"][j, position, : len(bucket_ids)] = bucket_ids
+        yield inputs, labels
 
 
 def build_model(config: dict, vocab_size: int, embedding_dim: int = 128):
     import keras
     from keras import layers, ops
+
+    from pipeline.models import MaskedMaxPooling
 
     token_ids = keras.Input((None,), dtype="int32", name="tokens")
     inputs, mask = [token_ids], ops.not_equal(token_ids, 0)
@@ -146,7 +127,7 @@ def build_model(config: dict, vocab_size: int, embedding_dim: int = 128):
         x = layers.Dropout(dropout)(x)
     lstm = layers.LSTM(config["units"], return_sequences=True, dropout=dropout)
     x = (layers.Bidirectional(lstm) if config["bidirectional"] else lstm)(x, mask=mask)
-    x = ops.max(ops.where(ops.expand_dims(mask, -1), x, ops.full_like(x, -1e9)), axis=1)
+    x = MaskedMaxPooling()(x, mask=mask)
     if dropout:
         x = layers.Dropout(dropout)(x)
     model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
@@ -169,14 +150,12 @@ def probe(config: dict, splits: dict, vocab: list[str]) -> dict:
     import keras
 
     keras.utils.set_random_seed(SEED)
-    index = {token: i for i, token in enumerate(vocab)}
+    index = index_of(vocab)
     subwords = config.get("subwords")
     slots = subwords["slots"] if subwords else 0
     started = time.perf_counter()
-    data = {
-        name: (*encode(records, index, subwords), np.array([r["label"] for r in records], "f4"))
-        for name, records in splits.items()
-    }
+    train = probe_data(splits["train"], index, BATCH, SEED, subwords)
+    validation = probe_data(splits["validation"], index, 512, None, subwords)
     encode_seconds = time.perf_counter() - started
     model = build_model(config, len(vocab))
     epochs = []
@@ -184,10 +163,9 @@ def probe(config: dict, splits: dict, vocab: list[str]) -> dict:
         started = time.perf_counter()
         if rates := config.get("learning_rates"):
             model.optimizer.learning_rate = rates[epoch]
-        for inputs, y in epoch_batches(*data["train"], slots, BATCH, epoch, shuffle=True):
+        for inputs, y in epoch_batches(*train, slots, epoch):
             model.train_on_batch(inputs, y)
-        val = epoch_batches(*data["validation"], slots, 512, 0, shuffle=False)
-        accuracy, loss = validation_scores(model, val)
+        accuracy, loss = validation_scores(model, epoch_batches(*validation, slots, 0))
         epochs.append(
             {
                 "epoch": epoch + 1,
@@ -227,7 +205,9 @@ def main() -> None:
 
     import keras
 
-    splits = {name: read_jsonl(args.split_dir, name) for name in ("train", "validation")}
+    splits = {
+        name: read_jsonl(args.split_dir / f"{name}.jsonl") for name in ("train", "validation")
+    }
     vocab_file = args.split_dir / "vocab" / "morph.json"
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))["tokens"]
     results = {
