@@ -25,6 +25,7 @@ class LstmConfig:
     type: str
     tokenizer: str
     vocab_size: int
+    char_fallback: bool  # spell out-of-vocabulary tokens with their characters (pipeline/vocab.py)
     max_length: int
     embedding_dim: int
     units: int

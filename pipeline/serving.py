@@ -81,7 +81,15 @@ class Bundle:
             from pipeline.ensemble import combine
 
             return combine([member.probabilities(texts, tokens) for member in self.members])
-        return self._score_ids(encode(tokens[self.tokenizer_name], self.index, self.max_length))
+        return self._score_ids(
+            encode(
+                tokens[self.tokenizer_name],
+                self.index,
+                self.max_length,
+                char_fallback=self.meta.get("char_fallback", False),
+                tagged=bool(self.meta["tokenizer"]["config"].get("tags")),
+            )
+        )
 
     def _score_ids(self, ids: list[np.ndarray]) -> np.ndarray:
         from pipeline.models import pad_batch

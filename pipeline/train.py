@@ -27,7 +27,7 @@ from pipeline.models import (
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.serving import BUNDLE_FILE
-from pipeline.vocab import encode, index_of
+from pipeline.vocab import encode, id_tokens, index_of
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
@@ -97,10 +97,11 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
     import keras
 
     _seed_everything(settings.seed)
-    tokens = vocab["tokens"][: cfg.vocab_size]
+    tokens = id_tokens(vocab, cfg.vocab_size, cfg.char_fallback)
     index = index_of(tokens)
+    tagged = bool(vocab["tokenizer"].get("tags"))
     data = {
-        name: _batches(records, cfg, index, seed=settings.seed if name == "train" else None)
+        name: _batches(records, cfg, index, tagged, seed=settings.seed if name == "train" else None)
         for name, records in splits.items()
     }
     model = build_lstm_model(cfg, len(tokens))
@@ -121,16 +122,18 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
         "type": cfg.type,
         "tokenizer": {"name": cfg.tokenizer, "config": vocab["tokenizer"]},
         "max_length": cfg.max_length,
+        "char_fallback": cfg.char_fallback,
         "vocab_size": len(tokens),
     }
     history = _history_rows(fitted.history)
     return Trained(meta, history, seconds, {"vocab.json": tokens}, keras_model=model)
 
 
-def _batches(records, cfg: LstmConfig, index, seed):
+def _batches(records, cfg: LstmConfig, index, tagged: bool, seed):
     from pipeline.models import BucketedBatches
 
-    ids = encode([r["tokens"][cfg.tokenizer] for r in records], index, cfg.max_length)
+    documents = [r["tokens"][cfg.tokenizer] for r in records]
+    ids = encode(documents, index, cfg.max_length, cfg.char_fallback, tagged)
     labels = np.array([r["label"] for r in records], dtype=np.float32)
     return BucketedBatches(ids, labels, cfg.batch_size, seed)
 

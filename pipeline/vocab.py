@@ -1,33 +1,84 @@
-"""Vocabularies: token <-> id maps built from training tokens only, stored as JSON."""
+"""Vocabularies: token <-> id maps built from training tokens only, stored as JSON.
+
+Besides its tokens, a vocabulary lists the characters of the training tokens ("pieces"). A
+variant with `char_fallback` spells a token its vocabulary lacks with those characters instead
+of the one out-of-vocabulary id, so a new word still says something through its spelling.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 
 import numpy as np
 
 PAD, OOV = "<pad>", "<oov>"
 PAD_ID, OOV_ID = 0, 1
+PIECE = "##"  # prefix of a character entry; no token has it (Kiwi tags '#', the notebook drops it)
 
 
 def build_vocab(documents: Iterable[Sequence[str]], min_freq: int, max_size: int) -> list[str]:
     """Ids by descending frequency (ties alphabetical), so any prefix is itself a vocabulary."""
     counts = Counter(token for tokens in documents for token in tokens)
-    frequent = sorted(
-        (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
-    )
-    return [PAD, OOV, *frequent[: max(max_size - 2, 0)]]
+    return [PAD, OOV, *_by_frequency(counts, min_freq)[: max(max_size - 2, 0)]]
+
+
+def build_pieces(documents: Iterable[Sequence[str]], min_freq: int, tagged: bool) -> list[str]:
+    """The characters of the tokens' forms (tags left out), by descending frequency."""
+    counts = Counter(char for tokens in documents for t in tokens for char in form_of(t, tagged))
+    return _by_frequency(counts, min_freq)
+
+
+def _by_frequency(counts: Counter, min_freq: int) -> list[str]:
+    return sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+
+
+def form_of(token: str, tagged: bool) -> str:
+    """'감동/NNG' -> '감동' for a tagging tokenizer; the token itself otherwise."""
+    return token.rsplit("/", 1)[0] if tagged else token
+
+
+def id_tokens(vocab: dict, size: int, char_fallback: bool) -> list[str]:
+    """A variant's id -> token list: the `size` most frequent tokens, then the pieces if used."""
+    tokens = vocab["tokens"][:size]
+    if not char_fallback:
+        return tokens
+    return tokens + [PIECE + char for char in vocab.get("pieces", [])]
 
 
 def encode(
-    documents: Sequence[Sequence[str]], index: dict[str, int], max_length: int
+    documents: Sequence[Sequence[str]],
+    index: dict[str, int],
+    max_length: int,
+    char_fallback: bool = False,
+    tagged: bool = False,
 ) -> list[np.ndarray]:
-    """Token ids per document; a document longer than `max_length` keeps its first tokens."""
+    """Token ids per document, at most `max_length` of them, from the start of the document.
+
+    A token outside `index` is the OOV id, or with `char_fallback` the ids of its known
+    characters (the OOV id when it has none)."""
     return [
-        np.fromiter((index.get(t, OOV_ID) for t in tokens[:max_length]), dtype=np.int32)
+        np.fromiter(
+            islice(_ids(tokens[:max_length], index, char_fallback, tagged), max_length),
+            dtype=np.int32,
+        )
         for tokens in documents
     ]
+
+
+def _ids(
+    tokens: Sequence[str], index: dict[str, int], char_fallback: bool, tagged: bool
+) -> Iterator[int]:
+    for token in tokens:
+        token_id = index.get(token)
+        if token_id is not None:
+            yield token_id
+        elif char_fallback:
+            pieces = (index.get(PIECE + char) for char in form_of(token, tagged))
+            yield from [i for i in pieces if i is not None] or [OOV_ID]
+        else:
+            yield OOV_ID
 
 
 def index_of(tokens: Sequence[str]) -> dict[str, int]:

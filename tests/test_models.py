@@ -16,6 +16,7 @@ LSTM = {
     "type": "lstm",
     "tokenizer": "space",
     "vocab_size": 50,
+    "char_fallback": False,
     "max_length": 8,
     "embedding_dim": 4,
     "units": 3,

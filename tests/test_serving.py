@@ -6,7 +6,7 @@ from pipeline.models import pad_batch
 from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import write_bundle
-from pipeline.vocab import encode, index_of
+from pipeline.vocab import OOV_ID, encode, index_of
 from tests.test_train import SECTION, _fit
 
 
@@ -57,5 +57,18 @@ def test_a_max_pooling_bilstm_bundle_loads_and_scores(tmp_path):
     write_bundle(trained, tmp_path)
     texts = ["영화 좋다 w1", "영화 싫다"]
     ids = encode(whitespace_tokens(texts), index_of(read_json(tmp_path / "vocab.json")), 8)
+    expected = trained.keras_model.predict(pad_batch(ids), verbose=0).ravel()
+    np.testing.assert_allclose(Bundle(tmp_path).probabilities(texts), expected, atol=1e-5)
+
+
+def test_a_char_fallback_bundle_spells_unknown_words_like_training(tmp_path):
+    small = SECTION["variants"]["small"]
+    trained = _fit({**SECTION, "variants": {"small": {**small, "char_fallback": True}}})
+    write_bundle(trained, tmp_path)
+    assert read_json(tmp_path / "bundle.json")["char_fallback"] is True
+    index = index_of(read_json(tmp_path / "vocab.json"))
+    texts = ["영화 좋았다", "싫었다 영화"]  # 좋았다, 싫었다: unknown words with known characters
+    ids = encode(whitespace_tokens(texts), index, 8, char_fallback=True)
+    assert index["##좋"] in ids[0] and OOV_ID not in ids[0]
     expected = trained.keras_model.predict(pad_batch(ids), verbose=0).ravel()
     np.testing.assert_allclose(Bundle(tmp_path).probabilities(texts), expected, atol=1e-5)

@@ -8,7 +8,7 @@ from pipeline.train import (
     train_variant,
     write_bundle,
 )
-from pipeline.vocab import build_vocab
+from pipeline.vocab import build_pieces, build_vocab
 from tests.conftest import tiny_records
 from tests.test_models import LSTM
 
@@ -18,9 +18,11 @@ SECTION = {"experiment": "e", "seed": 3, "variants": {"small": {**LSTM, "epochs"
 def _fit(section=SECTION):
     records = tiny_records()
     splits = {"train": records[:16], "validation": records[16:]}
+    documents = [r["tokens"]["space"] for r in records[:16]]
     vocab = {
-        "tokenizer": {"method": "whitespace"},
-        "tokens": build_vocab((r["tokens"]["space"] for r in records[:16]), 1, 50),
+        "tokenizer": {"method": "whitespace", "tags": False},
+        "tokens": build_vocab(documents, 1, 50),
+        "pieces": build_pieces(documents, 1, tagged=False),
     }
     return train_variant(TrainSettings.from_params(section, "small"), splits, vocab)
 
