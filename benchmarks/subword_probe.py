@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io import read_jsonl
-from pipeline.vocab import encode, index_of
+from pipeline.vocab import encode, form_of, index_of
 
 MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
@@ -76,8 +76,7 @@ def char_ngrams(form: str, min_n: int, max_n: int) -> list[str]:
 
 def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int) -> list[int]:
     """Bucket ids (1..buckets; 0 pads) of the n-grams of a morpheme's form, without its tag."""
-    form = token.rsplit("/", 1)[0]
-    grams = char_ngrams(form, min_n, max_n)
+    grams = char_ngrams(form_of(token, tagged=True), min_n, max_n)
     return [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:slots]
 
 

@@ -54,6 +54,8 @@ class Bundle:
         else:
             self.index = index_of(read_json(folder / "vocab.json"))
             self.max_length = self.meta["max_length"]
+            self.char_fallback = self.meta.get("char_fallback", False)  # absent in older bundles
+            self.tagged = self.tokenizer_config().tags
             self._infer = _compiled(folder / "model.keras")
             if with_tokenizer:
                 self.tokenizers[self.tokenizer_name] = self.make_tokenizer()
@@ -62,8 +64,11 @@ class Bundle:
     def tokenizer_name(self) -> str | None:
         return self.meta.get("tokenizer", {}).get("name")
 
+    def tokenizer_config(self) -> TokenizerConfig:
+        return TokenizerConfig(**self.meta["tokenizer"]["config"])
+
     def make_tokenizer(self):
-        return make_tokenizer(TokenizerConfig(**self.meta["tokenizer"]["config"]))
+        return make_tokenizer(self.tokenizer_config())
 
     def probabilities(
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]] | None = None
@@ -86,8 +91,8 @@ class Bundle:
                 tokens[self.tokenizer_name],
                 self.index,
                 self.max_length,
-                char_fallback=self.meta.get("char_fallback", False),
-                tagged=bool(self.meta["tokenizer"]["config"].get("tags")),
+                char_fallback=self.char_fallback,
+                tagged=self.tagged,
             )
         )
 

@@ -15,6 +15,7 @@ from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jso
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.tokenize import TOKENIZERS_FILE
+from pipeline.tokenizers import TokenizerConfig
 from pipeline.vocab import build_pieces, build_vocab
 
 SPLITS = ("train", "validation", "test")
@@ -83,7 +84,7 @@ def command(params_path: Path, in_dir: Path, out_dir: Path):
         read_jsonl(in_dir / "train.jsonl"),
         read_jsonl(test_path) if test_path.exists() else None,
         cfg,
-        {name: bool(config.get("tags")) for name, config in tokenizers.items()},
+        {name: TokenizerConfig(**config).tags for name, config in tokenizers.items()},
     )
     with atomic_dir(out_dir) as tmp:
         for name, records in splits.items():

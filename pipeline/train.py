@@ -27,6 +27,7 @@ from pipeline.models import (
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.serving import BUNDLE_FILE
+from pipeline.tokenizers import TokenizerConfig
 from pipeline.vocab import encode, id_tokens, index_of
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -99,7 +100,7 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
     _seed_everything(settings.seed)
     tokens = id_tokens(vocab, cfg.vocab_size, cfg.char_fallback)
     index = index_of(tokens)
-    tagged = bool(vocab["tokenizer"].get("tags"))
+    tagged = TokenizerConfig(**vocab["tokenizer"]).tags
     data = {
         name: _batches(records, cfg, index, tagged, seed=settings.seed if name == "train" else None)
         for name, records in splits.items()
