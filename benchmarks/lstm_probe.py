@@ -1,18 +1,22 @@
-"""Probe: do subword inputs lift the LSTMs on NSMC? An experiment, not part of the pipeline.
+"""Probe: do other inputs or architectures lift the LSTMs on NSMC? An experiment only.
 
-Each Kiwi morpheme gets, besides its own embedding, the mean embedding of its form's character
-1-3-grams (fastText-style, hashed into a fixed number of buckets with CRC-32, so a token the
-vocabulary lacks still gets a meaning from its spelling). Everything else follows the NSMC
-benchmark settings (the three architectures, dropout 0.4 or spatial dropout where named, max
-pooling, 60 tokens, batches of 256, Adam 0.002, the same per-epoch bucketed shuffle); each
-config trains for its `epochs` on the split of a benchmark run, and its best epoch is the one
-of lowest validation loss:
+Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batches of 256, Adam
+0.002, the same per-epoch bucketed shuffle) and changes one or two things:
+- `subwords`: each Kiwi morpheme gets, besides its own embedding, the mean embedding of its
+  form's character 1-3-grams (fastText-style, hashed into a fixed number of buckets with
+  CRC-32, so a token the vocabulary lacks still gets a meaning from its spelling);
+- `char_fallback`: the pipeline's own fallback (pipeline/vocab.py), for comparison with it;
+- `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
+  steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`.
+Each config trains for its `epochs` on the split of a benchmark run, and its best epoch is the
+one of lowest validation loss:
 
-    python benchmarks/subword_probe.py --split-dir benchmarks/runs/<run>/data/split \
-        --out benchmarks/subword-probe.json bilstm bilstm_sub32k
+    python benchmarks/lstm_probe.py --split-dir benchmarks/runs/<run>/data/split \
+        --out benchmarks/lstm-probe.json bilstm bilstm_sub32k
 
 The results file is rewritten after every config (keeping the configs it already holds), so a
-probe may run in parts and a stopped one keeps what it measured.
+probe may run in parts and a stopped one keeps what it measured. Each config records the run
+folder its split came from.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io import read_jsonl
-from pipeline.vocab import encode, form_of, index_of
+from pipeline.vocab import encode, form_of, id_tokens, index_of
 
 MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
@@ -56,6 +60,22 @@ CONFIGS = {
     },
     "bilstm128_sub32k": {"bidirectional": True, "units": 128, "epochs": 2, "subwords": SUB_32K},
     "dropout": {"bidirectional": False, "units": 128, "epochs": 3, "dropout": 0.4},
+    "lstm_fallback": {"bidirectional": False, "units": 128, "epochs": 2, "char_fallback": True},
+    "lstm_fallback_cosine": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "cosine": True,
+    },
+    "bilstm_fallback": {"bidirectional": True, "units": 64, "epochs": 2, "char_fallback": True},
+    "bilstm2_fallback": {
+        "bidirectional": True,
+        "units": 64,
+        "epochs": 2,
+        "char_fallback": True,
+        "layers": 2,
+    },
     "dropout_sub32k": {
         "bidirectional": False,
         "units": 128,
@@ -80,13 +100,15 @@ def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int) ->
     return [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:slots]
 
 
-def probe_data(records: list[dict], index: dict[str, int], batch: int, seed: int | None, sub):
+def probe_data(records: list[dict], index: dict[str, int], batch: int, seed: int | None, config):
     """The pipeline's token ids and length-bucketed batches, plus each token's subword ids."""
     from pipeline.models import BucketedBatches
 
+    sub, fallback = config.get("subwords"), config.get("char_fallback", False)
     tokens = [r["tokens"]["morph"][:MAX_LENGTH] for r in records]
     labels = np.array([r["label"] for r in records], dtype=np.float32)
-    batches = BucketedBatches(encode(tokens, index, MAX_LENGTH), labels, batch, seed)
+    ids = encode(tokens, index, MAX_LENGTH, char_fallback=fallback, tagged=True)
+    batches = BucketedBatches(ids, labels, batch, seed)
     subs = [[subword_ids(t, **sub) for t in doc] for doc in tokens] if sub else None
     return batches, subs
 
@@ -104,7 +126,7 @@ def epoch_batches(batches, subs, slots: int, epoch: int):
         yield inputs, labels
 
 
-def build_model(config: dict, vocab_size: int, embedding_dim: int = 128):
+def build_model(config: dict, vocab_size: int, steps: int, embedding_dim: int = 128):
     import keras
     from keras import layers, ops
 
@@ -124,13 +146,17 @@ def build_model(config: dict, vocab_size: int, embedding_dim: int = 128):
     dropout = config.get("dropout", 0.0)
     if dropout:
         x = layers.Dropout(dropout)(x)
-    lstm = layers.LSTM(config["units"], return_sequences=True, dropout=dropout)
-    x = (layers.Bidirectional(lstm) if config["bidirectional"] else lstm)(x, mask=mask)
+    for _ in range(config.get("layers", 1)):
+        lstm = layers.LSTM(config["units"], return_sequences=True, dropout=dropout)
+        x = (layers.Bidirectional(lstm) if config["bidirectional"] else lstm)(x, mask=mask)
     x = MaskedMaxPooling()(x, mask=mask)
     if dropout:
         x = layers.Dropout(dropout)(x)
     model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
-    model.compile(keras.optimizers.Adam(LEARNING_RATE), "binary_crossentropy")
+    rate = LEARNING_RATE
+    if config.get("cosine"):
+        rate = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps, alpha=0.05)
+    model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
     return model
 
 
@@ -145,18 +171,21 @@ def validation_scores(model, batches) -> tuple[float, float]:
     return correct / total, loss / total
 
 
-def probe(config: dict, splits: dict, vocab: list[str]) -> dict:
+def probe(config: dict, splits: dict, vocab: dict) -> dict:
     import keras
 
+    if config.get("subwords") and config.get("char_fallback"):
+        raise ValueError("subwords and char_fallback do not combine: ids would not align")
     keras.utils.set_random_seed(SEED)
-    index = index_of(vocab)
+    tokens = id_tokens(vocab, len(vocab["tokens"]), config.get("char_fallback", False))
+    index = index_of(tokens)
     subwords = config.get("subwords")
     slots = subwords["slots"] if subwords else 0
     started = time.perf_counter()
-    train = probe_data(splits["train"], index, BATCH, SEED, subwords)
-    validation = probe_data(splits["validation"], index, 512, None, subwords)
+    train = probe_data(splits["train"], index, BATCH, SEED, config)
+    validation = probe_data(splits["validation"], index, 512, None, config)
     encode_seconds = time.perf_counter() - started
-    model = build_model(config, len(vocab))
+    model = build_model(config, len(tokens), config["epochs"] * len(train[0]))
     epochs = []
     for epoch in range(config["epochs"]):
         started = time.perf_counter()
@@ -208,7 +237,7 @@ def main() -> None:
         name: read_jsonl(args.split_dir / f"{name}.jsonl") for name in ("train", "validation")
     }
     vocab_file = args.split_dir / "vocab" / "morph.json"
-    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))["tokens"]
+    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
     results = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
@@ -219,7 +248,8 @@ def main() -> None:
     }
     for name in args.configs or CONFIGS:
         print(name, flush=True)
-        results["configs"][name] = probe(CONFIGS[name], splits, vocab)
+        measured = probe(CONFIGS[name], splits, vocab)
+        results["configs"][name] = {**measured, "split_run": args.split_dir.parent.parent.name}
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 

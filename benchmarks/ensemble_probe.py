@@ -1,0 +1,73 @@
+"""Probe: which members should the `ensemble` variant combine? An experiment only.
+
+Scores every trained variant of a benchmark run on its validation and test splits (exactly as
+`evaluate` does) and every combination of two or more of them with the ensemble's own rule (the
+mean log-odds), so the members in params can be chosen on validation accuracy:
+
+    python benchmarks/ensemble_probe.py --run benchmarks/runs/<run> \
+        --out benchmarks/ensemble-probe.json tfidf base bilstm dropout
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from datetime import date
+from pathlib import Path
+
+from pipeline.ensemble import combine
+from pipeline.evaluate import score_variant, scores
+from pipeline.io import read_jsonl
+from pipeline.serving import Bundle
+
+SPLITS = ("validation", "test")
+
+
+def member_probabilities(run: Path, variants: list[str], splits: dict) -> dict:
+    """variant -> split -> P(positive), from the run's trained bundles."""
+    probabilities = {}
+    for variant in variants:
+        bundle = Bundle(run / "models" / variant, with_tokenizer=False)
+        probabilities[variant] = {s: score_variant(bundle, splits[s])[1] for s in SPLITS}
+    return probabilities
+
+
+def combination_scores(probabilities: dict, labels: dict) -> dict:
+    """'+'-joined members -> split -> accuracy, for every variant alone and every combination."""
+    names = list(probabilities)
+    results = {}
+    for size in range(1, len(names) + 1):
+        for members in itertools.combinations(names, size):
+            results["+".join(members)] = {
+                s: round(
+                    scores(labels[s], combine([probabilities[m][s] for m in members]))["accuracy"],
+                    4,
+                )
+                for s in SPLITS
+            }
+    return dict(sorted(results.items(), key=lambda item: -item[1]["validation"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="a benchmark run folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("variants", nargs="+")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    splits = {s: read_jsonl(args.run / "data" / "split" / f"{s}.jsonl") for s in SPLITS}
+    labels = {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
+    probabilities = member_probabilities(args.run, args.variants, splits)
+    results = {
+        "date": date.today().isoformat(),
+        "run": args.run.name,
+        "accuracy": combination_scores(probabilities, labels),
+    }
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
