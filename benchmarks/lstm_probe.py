@@ -35,7 +35,7 @@ import numpy as np
 from pipeline.io import read_jsonl
 from pipeline.vocab import encode, form_of, id_tokens, index_of
 
-MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42
+MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42  # the benchmark's seed
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
 SUB_200K = {**SUB_32K, "buckets": 200000}
 CONFIGS = {
@@ -171,18 +171,18 @@ def validation_scores(model, batches) -> tuple[float, float]:
     return correct / total, loss / total
 
 
-def probe(config: dict, splits: dict, vocab: dict) -> dict:
+def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
     import keras
 
     if config.get("subwords") and config.get("char_fallback"):
         raise ValueError("subwords and char_fallback do not combine: ids would not align")
-    keras.utils.set_random_seed(SEED)
+    keras.utils.set_random_seed(seed)
     tokens = id_tokens(vocab, len(vocab["tokens"]), config.get("char_fallback", False))
     index = index_of(tokens)
     subwords = config.get("subwords")
     slots = subwords["slots"] if subwords else 0
     started = time.perf_counter()
-    train = probe_data(splits["train"], index, BATCH, SEED, config)
+    train = probe_data(splits["train"], index, BATCH, seed, config)
     validation = probe_data(splits["validation"], index, 512, None, config)
     encode_seconds = time.perf_counter() - started
     model = build_model(config, len(tokens), config["epochs"] * len(train[0]))
@@ -225,6 +225,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="weights and shuffle; results of another seed are stored as <config>@seed<N>",
+    )
     parser.add_argument("configs", nargs="*", help=f"any of {', '.join(CONFIGS)} (default: all)")
     args = parser.parse_args()
     unknown = sorted(set(args.configs) - set(CONFIGS))
@@ -248,8 +254,13 @@ def main() -> None:
     }
     for name in args.configs or CONFIGS:
         print(name, flush=True)
-        measured = probe(CONFIGS[name], splits, vocab)
-        results["configs"][name] = {**measured, "split_run": args.split_dir.parent.parent.name}
+        measured = probe(CONFIGS[name], splits, vocab, args.seed)
+        key = name if args.seed == SEED else f"{name}@seed{args.seed}"
+        results["configs"][key] = {
+            **measured,
+            "seed": args.seed,
+            "split_run": args.split_dir.parent.parent.name,
+        }
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
