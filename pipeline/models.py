@@ -29,6 +29,7 @@ class LstmConfig:
     max_length: int
     embedding_dim: int
     units: int
+    lstm_layers: int  # stacked (Bi)LSTM layers; every one but the last returns all time steps
     pooling: str
     dropout: float
     recurrent_dropout: float
@@ -72,6 +73,10 @@ def variant_from_params(name: str, section: dict) -> VariantConfig:
     cfg = cls(**section)
     if isinstance(cfg, LstmConfig) and cfg.pooling not in POOLING:
         raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
+    if isinstance(cfg, LstmConfig) and (
+        not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1
+    ):
+        raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
     return cfg
 
 
@@ -99,15 +104,18 @@ class MaskedMaxPooling(layers.Layer):
 CUSTOM_OBJECTS = {"pipeline>MaskedMaxPooling": MaskedMaxPooling}
 
 
-def _recurrent(cfg: LstmConfig) -> layers.Layer:
-    every_step = cfg.pooling != "last"
-    lstm = layers.LSTM(
-        cfg.units,
-        dropout=cfg.dropout if cfg.type == "lstm_dropout" else 0.0,
-        recurrent_dropout=cfg.recurrent_dropout if cfg.type == "lstm_dropout" else 0.0,
-        return_sequences=every_step,
-    )
-    return layers.Bidirectional(lstm) if cfg.type == "bilstm" else lstm
+def _recurrent(cfg: LstmConfig) -> list[layers.Layer]:
+    """`lstm_layers` stacked LSTMs (each wrapped in Bidirectional for a BiLSTM)."""
+    stack = []
+    for depth in range(1, cfg.lstm_layers + 1):
+        lstm = layers.LSTM(
+            cfg.units,
+            dropout=cfg.dropout if cfg.type == "lstm_dropout" else 0.0,
+            recurrent_dropout=cfg.recurrent_dropout if cfg.type == "lstm_dropout" else 0.0,
+            return_sequences=depth < cfg.lstm_layers or cfg.pooling != "last",
+        )
+        stack.append(layers.Bidirectional(lstm) if cfg.type == "bilstm" else lstm)
+    return stack
 
 
 def _pooling(cfg: LstmConfig) -> list[layers.Layer]:
@@ -119,14 +127,14 @@ def _pooling(cfg: LstmConfig) -> list[layers.Layer]:
 
 
 def build_lstm_model(cfg: LstmConfig, vocab_size: int) -> keras.Model:
-    """Embedding -> [Dropout] -> LSTM or BiLSTM -> [pooling] -> [Dropout] -> Dense(sigmoid)."""
+    """Embedding -> [Dropout] -> LSTM or BiLSTM (stacked) -> [pooling] -> [Dropout] -> Dense."""
     dropout = [layers.Dropout(cfg.dropout)] if cfg.type == "lstm_dropout" else []
     model = keras.Sequential(
         [
             keras.Input(shape=(None,), dtype="int32", name="token_ids"),
             layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True),
             *dropout,
-            _recurrent(cfg),
+            *_recurrent(cfg),
             *_pooling(cfg),
             *dropout,
             layers.Dense(1, activation="sigmoid"),

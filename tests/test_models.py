@@ -20,6 +20,7 @@ LSTM = {
     "max_length": 8,
     "embedding_dim": 4,
     "units": 3,
+    "lstm_layers": 1,
     "pooling": "last",
     "dropout": 0.0,
     "recurrent_dropout": 0.0,
@@ -43,6 +44,9 @@ def test_missing_and_unknown_settings_are_errors():
         variant_from_params("x", {**LSTM, "unit": 3})
     with pytest.raises(PipelineError, match="pooling"):
         variant_from_params("x", {**LSTM, "pooling": "attention"})
+    for depth in (0, 1.5, "2"):
+        with pytest.raises(PipelineError, match="lstm_layers must be a whole number"):
+            variant_from_params("x", {**LSTM, "lstm_layers": depth})
 
 
 @pytest.mark.parametrize(
@@ -60,6 +64,22 @@ def test_the_notebook_architectures(kind, pooling, layers):
     model = build_lstm_model(cfg, vocab_size=50)
     assert [type(layer).__name__ for layer in model.layers] == layers
     assert model(np.array([[2, 3, 0]], dtype=np.int32)).shape == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "pooling", "returns_sequences"),
+    [("bilstm", "last", [True, False]), ("lstm", "max", [True, True])],
+)
+def test_stacked_layers_pass_every_time_step_on(kind, pooling, returns_sequences):
+    cfg = LstmConfig(**{**LSTM, "type": kind, "pooling": pooling, "lstm_layers": 2})
+    model = build_lstm_model(cfg, vocab_size=50)
+    recurrent = [
+        layer for layer in model.layers if type(layer).__name__ in ("LSTM", "Bidirectional")
+    ]
+    assert [layer.return_sequences for layer in recurrent] == returns_sequences
+    short = model(np.array([[5, 6, 7]], dtype=np.int32))
+    padded = model(np.array([[5, 6, 7, 0, 0]], dtype=np.int32))
+    np.testing.assert_allclose(short, padded, atol=1e-6)
 
 
 def test_padding_does_not_change_the_prediction():
