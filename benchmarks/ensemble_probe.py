@@ -1,8 +1,8 @@
 """Probe: which members should the `ensemble` variant combine? An experiment only.
 
-Scores every trained variant of a benchmark run on its validation and test splits (exactly as
-`evaluate` does) and every combination of two or more of them with the ensemble's own rule (the
-mean log-odds), so the members in params can be chosen on validation accuracy:
+Scores every named variant of a benchmark run on its validation and test splits (exactly as
+`evaluate` does), alone and in every combination under the ensemble's own rule (the mean
+log-odds), so the members in params can be chosen on validation accuracy:
 
     python benchmarks/ensemble_probe.py --run benchmarks/runs/<run> \
         --out benchmarks/ensemble-probe.json tfidf base bilstm dropout

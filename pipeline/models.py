@@ -71,12 +71,11 @@ def variant_from_params(name: str, section: dict) -> VariantConfig:
     if missing:
         raise PipelineError(f"variant {name!r} ({kind}) lacks setting(s): {', '.join(missing)}")
     cfg = cls(**section)
-    if isinstance(cfg, LstmConfig) and cfg.pooling not in POOLING:
-        raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
-    if isinstance(cfg, LstmConfig) and (
-        not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1
-    ):
-        raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
+    if isinstance(cfg, LstmConfig):
+        if cfg.pooling not in POOLING:
+            raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
+        if not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1:
+            raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
     return cfg
 
 
