@@ -1,12 +1,15 @@
-"""The classical reference: character n-gram TF-IDF + logistic regression, stored as JSON.
+"""The classical variants: TF-IDF n-grams + logistic regression, stored as JSON.
 
-It is exported as plain numbers (vocabulary, idf, coefficients) so that the served model never
-unpickles anything; scoring re-implements TfidfVectorizer.transform on that JSON.
+The n-grams are of the raw text's characters or words, or of a tokenizer's tokens (Kiwi
+morphemes). A model is exported as plain numbers (vocabulary, idf, coefficients) so that the
+served model never unpickles anything; scoring re-implements TfidfVectorizer.transform on that
+JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -16,19 +19,38 @@ from sklearn.preprocessing import normalize
 
 from pipeline.models import TfidfConfig
 
+Documents = Sequence[str] | Sequence[Sequence[str]]  # texts, or token lists of a tokenizer
 
-def fit_tfidf_logreg(texts: Sequence[str], labels: np.ndarray, cfg: TfidfConfig, seed: int) -> dict:
-    """Fit the baseline and return it as a JSON-ready dict."""
+
+def token_ngrams(tokens: Sequence[str], ngram_min: int, ngram_max: int) -> list[str]:
+    """['a', 'b', 'c'], 1, 2 -> ['a', 'b', 'c', 'a b', 'b c'] (lower-cased)."""
+    tokens = [token.lower() for token in tokens]
+    return [
+        " ".join(tokens[start : start + n])
+        for n in range(ngram_min, ngram_max + 1)
+        for start in range(len(tokens) - n + 1)
+    ]
+
+
+def _analyzer_args(analyzer: str, ngram_range: tuple[int, int], tokenized: bool) -> dict:
+    if tokenized:
+        return {
+            "analyzer": partial(token_ngrams, ngram_min=ngram_range[0], ngram_max=ngram_range[1])
+        }
+    return {"analyzer": analyzer, "ngram_range": ngram_range, "lowercase": True}
+
+
+def fit_tfidf_logreg(documents: Documents, labels: np.ndarray, cfg: TfidfConfig, seed: int) -> dict:
+    """Fit the model and return it as a JSON-ready dict."""
+    tokenized = cfg.tokenizer is not None
     vectorizer = TfidfVectorizer(
-        analyzer=cfg.analyzer,
-        ngram_range=(cfg.ngram_min, cfg.ngram_max),
+        **_analyzer_args(cfg.analyzer, (cfg.ngram_min, cfg.ngram_max), tokenized),
         min_df=cfg.min_df,
         max_features=cfg.max_features,
         sublinear_tf=cfg.sublinear_tf,
-        lowercase=True,
         dtype=np.float32,
     )
-    features = vectorizer.fit_transform(texts)
+    features = vectorizer.fit_transform(documents)
     classifier = LogisticRegression(C=cfg.C, max_iter=1000, random_state=seed)
     classifier.fit(features, labels)
     terms = [None] * len(vectorizer.vocabulary_)
@@ -36,6 +58,7 @@ def fit_tfidf_logreg(texts: Sequence[str], labels: np.ndarray, cfg: TfidfConfig,
         terms[column] = term
     return {
         "analyzer": cfg.analyzer,
+        "tokenized": tokenized,
         "ngram_range": [cfg.ngram_min, cfg.ngram_max],
         "sublinear_tf": cfg.sublinear_tf,
         "terms": terms,
@@ -46,14 +69,13 @@ def fit_tfidf_logreg(texts: Sequence[str], labels: np.ndarray, cfg: TfidfConfig,
 
 
 class TfidfScorer:
-    """Probability of the positive class from the exported baseline."""
+    """Probability of the positive class from an exported model."""
 
     def __init__(self, exported: dict):
+        self.tokenized = exported.get("tokenized", False)  # absent in older bundles
         self.counter = CountVectorizer(
-            analyzer=exported["analyzer"],
-            ngram_range=tuple(exported["ngram_range"]),
+            **_analyzer_args(exported["analyzer"], tuple(exported["ngram_range"]), self.tokenized),
             vocabulary=exported["terms"],
-            lowercase=True,
             dtype=np.float32,
         )
         self.sublinear_tf = exported["sublinear_tf"]
@@ -61,8 +83,8 @@ class TfidfScorer:
         self.coef = np.asarray(exported["coef"], dtype=np.float32)
         self.intercept = exported["intercept"]
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        counts = self.counter.transform(texts)
+    def __call__(self, documents: Documents) -> np.ndarray:
+        counts = self.counter.transform(documents)
         if self.sublinear_tf:
             counts.data = np.log(counts.data) + 1
         features = normalize(counts @ self.idf)

@@ -18,6 +18,7 @@ from pipeline.params import check_keys
 LSTM_TYPES = ("lstm", "lstm_dropout", "bilstm")
 BASELINE_TYPES = ("tfidf_logreg",)
 POOLING = ("last", "mean", "max")
+ANALYZERS = ("char", "char_wb", "word")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class LstmConfig:
 @dataclass(frozen=True)
 class TfidfConfig:
     type: str
+    tokenizer: str | None  # None: n-grams of the raw text; a name: word n-grams of its tokens
     analyzer: str
     ngram_min: int
     ngram_max: int
@@ -76,7 +78,19 @@ def variant_from_params(name: str, section: dict) -> VariantConfig:
             raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
         if not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1:
             raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
+    else:
+        _check_analyzer(name, cfg)
     return cfg
+
+
+def _check_analyzer(name: str, cfg: TfidfConfig) -> None:
+    if cfg.analyzer not in ANALYZERS:
+        raise PipelineError(f"variant {name!r}: analyzer must be one of {', '.join(ANALYZERS)}")
+    if cfg.tokenizer is not None and cfg.analyzer != "word":
+        raise PipelineError(
+            f"variant {name!r}: with tokenizer {cfg.tokenizer!r} the analyzer must be 'word' "
+            f"(n-grams of its tokens), not {cfg.analyzer!r}"
+        )
 
 
 def config_dict(cfg: VariantConfig) -> dict:

@@ -4,7 +4,7 @@ A trained variant is a folder (a "bundle") of JSON and Keras-native files only:
   bundle.json  variant name and type, tokenizer settings, sequence length
   vocab.json   token list, index = id            (LSTM variants)
   model.keras  the Keras model                  (LSTM variants)
-  tfidf.json   vocabulary, idf and coefficients  (TF-IDF baseline)
+  tfidf.json   vocabulary, idf and coefficients  (TF-IDF variants)
   members/     one bundle per member             (ensemble, see pipeline/ensemble.py)
 
 Rules the README documents: a text is normalised like the training data (NFC, whitespace
@@ -41,6 +41,8 @@ class Bundle:
             from pipeline.baseline import TfidfScorer
 
             self._tfidf = TfidfScorer(read_json(folder / "tfidf.json"))
+            if with_tokenizer and self.tokenizer_name:
+                self.tokenizers[self.tokenizer_name] = self.make_tokenizer()
         elif self.meta["type"] == "ensemble":
             from pipeline.ensemble import MEMBERS_DIR
 
@@ -76,12 +78,13 @@ class Bundle:
         """P(positive) per text; `tokens` (tokenizer name -> token lists) skips tokenizing."""
         if not len(texts):
             return np.zeros(0, dtype=np.float32)
-        if self.meta["type"] == "tfidf_logreg":
-            return self._tfidf(texts).astype(np.float32)
         tokens = dict(tokens or {})
         for name, tokenize in self.tokenizers.items():
             if name not in tokens:
                 tokens[name] = tokenize(texts)
+        if self.meta["type"] == "tfidf_logreg":
+            documents = tokens[self.tokenizer_name] if self.tokenizer_name else texts
+            return self._tfidf(documents).astype(np.float32)
         if self.meta["type"] == "ensemble":
             from pipeline.ensemble import combine
 

@@ -90,7 +90,7 @@ def train_variant(
     """Fit the variant on `splits['train']`, validating on `splits['validation']` each epoch."""
     cfg = settings.config
     if isinstance(cfg, TfidfConfig):
-        return _train_tfidf(settings, splits)
+        return _train_tfidf(settings, cfg, splits, vocab)
     return _train_lstm(settings, cfg, splits, vocab, callbacks)
 
 
@@ -139,22 +139,30 @@ def _batches(records, cfg: LstmConfig, index, tagged: bool, seed):
     return BucketedBatches(ids, labels, cfg.batch_size, seed)
 
 
-def _train_tfidf(settings, splits) -> Trained:
+def _train_tfidf(settings, cfg: TfidfConfig, splits, vocab) -> Trained:
     from pipeline.baseline import TfidfScorer, fit_tfidf_logreg
 
     started = time.perf_counter()
-    texts = {name: [r["text"] for r in records] for name, records in splits.items()}
+    documents = {name: _tfidf_documents(records, cfg) for name, records in splits.items()}
     labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
-    exported = fit_tfidf_logreg(texts["train"], labels["train"], settings.config, settings.seed)
+    exported = fit_tfidf_logreg(documents["train"], labels["train"], cfg, settings.seed)
     seconds = time.perf_counter() - started
     scorer = TfidfScorer(exported)
     row = {"epoch": 1}
     for name, prefix in (("train", "train_"), ("validation", "val_")):
-        p = scorer(texts[name])
+        p = scorer(documents[name])
         row[f"{prefix}loss"] = _log_loss(labels[name], p)
         row[f"{prefix}accuracy"] = float(np.mean((p >= 0.5) == labels[name]))
-    meta = {"variant": settings.variant, "type": settings.config.type}
+    meta = {"variant": settings.variant, "type": cfg.type}
+    if cfg.tokenizer is not None:
+        meta["tokenizer"] = {"name": cfg.tokenizer, "config": vocab["tokenizer"]}
     return Trained(meta, [row], seconds, {"tfidf.json": exported})
+
+
+def _tfidf_documents(records: list[dict], cfg: TfidfConfig) -> list:
+    if cfg.tokenizer is None:
+        return [r["text"] for r in records]
+    return [r["tokens"][cfg.tokenizer] for r in records]
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -186,6 +194,20 @@ def _seed_everything(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+
+
+def read_vocab(data_dir: Path, settings: TrainSettings) -> dict | None:
+    """The vocabulary `split` built for the variant's tokenizer; None for raw-text TF-IDF."""
+    tokenizer = settings.config.tokenizer
+    if tokenizer is None:
+        return None
+    path = data_dir / "vocab" / f"{tokenizer}.json"
+    if not path.is_file():
+        raise PipelineError(
+            f"variant {settings.variant!r} uses tokenizer {tokenizer!r}, which params "
+            "'tokenize.tokenizers' does not define"
+        )
+    return read_json(path)
 
 
 def write_bundle(trained: Trained, folder: Path) -> None:
@@ -244,15 +266,7 @@ def command(params_path, variant, overrides, data_dir, data_report, model_dir, r
 
     settings = TrainSettings.from_params(read_section(params_path, "train"), variant, overrides)
     splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
-    vocab = None
-    if isinstance(settings.config, LstmConfig):
-        vocab_path = data_dir / "vocab" / f"{settings.config.tokenizer}.json"
-        if not vocab_path.is_file():
-            raise PipelineError(
-                f"variant {variant!r} uses tokenizer {settings.config.tokenizer!r}, which params "
-                "'tokenize.tokenizers' does not define"
-            )
-        vocab = read_json(vocab_path)
+    vocab = read_vocab(data_dir, settings)
     digests = {name: sha256_file(data_dir / f"{name}.jsonl") for name in splits}
     with variant_run(settings, read_json(data_report)["source"], digests) as logger:
         logger.log_inputs(splits, data_dir, digests)

@@ -2,12 +2,12 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.baseline import TfidfScorer, fit_tfidf_logreg
+from pipeline.baseline import TfidfScorer, fit_tfidf_logreg, token_ngrams
 from pipeline.models import TfidfConfig
 
 TEXTS = ["정말 재밌다", "완전 최고", "감동 그 자체", "너무 지루하다", "최악 노잼", "시간 낭비"]
 LABELS = np.array([1, 1, 1, 0, 0, 0])
-CFG = TfidfConfig("tfidf_logreg", "char", 1, 3, 1, 1000, True, 2.0)
+CFG = TfidfConfig("tfidf_logreg", None, "char", 1, 3, 1, 1000, True, 2.0)
 
 
 def test_json_export_scores_like_scikit_learn():
@@ -24,3 +24,37 @@ def test_json_export_scores_like_scikit_learn():
 def test_export_is_plain_json_types():
     exported = fit_tfidf_logreg(TEXTS, LABELS, CFG, seed=0)
     assert isinstance(exported["terms"][0], str) and isinstance(exported["idf"][0], float)
+
+
+TOKENS = [
+    ["재밌/VA", "었/EP", "다/EF"],
+    ["최고/NNG", "이/VCP", "다/EF"],
+    ["감동/NNG", "이/VCP", "다/EF"],
+    ["지루/XR", "하/XSA", "다/EF"],
+    ["최악/NNG", "이/VCP", "다/EF"],
+    ["노잼/NNG", "이/VCP", "다/EF"],
+]
+TOKEN_CFG = TfidfConfig("tfidf_logreg", "morph", "word", 1, 2, 1, 1000, True, 2.0)
+
+
+def test_token_ngrams_join_neighbouring_tokens_and_lower_case_them():
+    assert token_ngrams(["A/SL", "b/SL", "c/SL"], 1, 2) == [
+        "a/sl",
+        "b/sl",
+        "c/sl",
+        "a/sl b/sl",
+        "b/sl c/sl",
+    ]
+    assert token_ngrams(["a"], 2, 3) == []
+
+
+def test_tokenized_export_keeps_tokens_whole_and_scores_like_scikit_learn():
+    exported = fit_tfidf_logreg(TOKENS, LABELS, TOKEN_CFG, seed=0)
+    assert exported["tokenized"] is True
+    assert {"재밌/va", "재밌/va 었/ep", "다/ef"} <= set(exported["terms"])
+    vectorizer = TfidfVectorizer(analyzer=lambda d: token_ngrams(d, 1, 2), sublinear_tf=True)
+    features = vectorizer.fit_transform(TOKENS)
+    model = LogisticRegression(C=2.0, max_iter=1000).fit(features, LABELS)
+    probe = [["재밌/VA", "다/EF"], ["지루/XR", "하/XSA"], ["처음/NNG"]]
+    expected = model.predict_proba(vectorizer.transform(probe))[:, 1]
+    np.testing.assert_allclose(TfidfScorer(exported)(probe), expected, atol=1e-4)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "korean-sentiment"
 CHAMPION = f"models:/{MODEL}@champion"
-VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf"]
+VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf", "tfidf_morph"]
 ENSEMBLE = "ensemble"  # params evaluate.ensemble: tfidf + bilstm
 
 
@@ -153,10 +153,9 @@ def test_ensemble_run_serves_the_mean_log_odds_of_its_members(repo, client):
 
     runs = _runs(client)
     ensemble = runs[ENSEMBLE]
-    assert ensemble.data.params["members"] == "tfidf,bilstm"
-    assert ensemble.data.tags["member_run_ids"] == ",".join(
-        runs[m].info.run_id for m in ("tfidf", "bilstm")
-    )
+    members = ("tfidf", "tfidf_morph", "bilstm")
+    assert ensemble.data.params["members"] == ",".join(members)
+    assert ensemble.data.tags["member_run_ids"] == ",".join(runs[m].info.run_id for m in members)
     assert ensemble.data.tags["data.digest"] == runs["tfidf"].data.tags["data.digest"]
     texts = pd.DataFrame({"text": ["배우 연기 최고 ㅋㅋ 또 보고 싶다", "돈 아깝다 스토리 엉망"]})
 
@@ -166,7 +165,7 @@ def test_ensemble_run_serves_the_mean_log_odds_of_its_members(repo, client):
         )[0].model_id
         return mlflow.pyfunc.load_model(f"models:/{model_id}").predict(texts)["probability"]
 
-    expected = combine([served(runs["tfidf"]).to_numpy(), served(runs["bilstm"]).to_numpy()])
+    expected = combine([served(runs[m]).to_numpy() for m in members])
     np.testing.assert_allclose(served(ensemble), expected, atol=1e-5)
 
 

@@ -16,6 +16,7 @@ from tests.test_train import SECTION, _fit
 VARIANTS = ["base", "bilstm", "tfidf"]
 TFIDF = {
     "type": "tfidf_logreg",
+    "tokenizer": None,
     "analyzer": "char",
     "ngram_min": 1,
     "ngram_max": 2,

@@ -49,6 +49,38 @@ def test_missing_and_unknown_settings_are_errors():
             variant_from_params("x", {**LSTM, "lstm_layers": depth})
 
 
+TFIDF = {
+    "type": "tfidf_logreg",
+    "tokenizer": None,
+    "analyzer": "char",
+    "ngram_min": 1,
+    "ngram_max": 3,
+    "min_df": 1,
+    "max_features": 1000,
+    "sublinear_tf": True,
+    "C": 1.0,
+}
+
+
+def test_tfidf_reads_raw_text_or_a_tokenizer_s_tokens():
+    assert variant_from_params("x", TFIDF).tokenizer is None
+    words = variant_from_params("x", {**TFIDF, "tokenizer": "morph", "analyzer": "word"})
+    assert (words.tokenizer, words.analyzer) == ("morph", "word")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"analyzer": "chars"}, "analyzer must be one of char, char_wb, word"),
+        ({"tokenizer": "morph"}, "with tokenizer 'morph' the analyzer must be 'word'.*'char'"),
+        ({"tokenizer": "morph", "analyzer": "char_wb"}, "analyzer must be 'word'"),
+    ],
+)
+def test_bad_tfidf_analyzer_is_named(settings, message):
+    with pytest.raises(PipelineError, match=message):
+        variant_from_params("x", {**TFIDF, **settings})
+
+
 @pytest.mark.parametrize(
     ("kind", "pooling", "layers"),
     [

@@ -5,8 +5,10 @@ from pipeline.io import read_json
 from pipeline.models import pad_batch
 from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
-from pipeline.train import write_bundle
+from pipeline.train import TrainSettings, train_variant, write_bundle
 from pipeline.vocab import OOV_ID, encode, index_of
+from tests.conftest import tiny_records
+from tests.test_models import TFIDF
 from tests.test_train import SECTION, _fit
 
 
@@ -72,3 +74,24 @@ def test_a_char_fallback_bundle_spells_unknown_words_like_training(tmp_path):
     assert index["##좋"] in ids[0] and OOV_ID not in ids[0]
     expected = trained.keras_model.predict(pad_batch(ids), verbose=0).ravel()
     np.testing.assert_allclose(Bundle(tmp_path).probabilities(texts), expected, atol=1e-5)
+
+
+def test_a_token_tfidf_bundle_tokenizes_raw_text_like_training(tmp_path):
+    section = {
+        **SECTION,
+        "variants": {"words": {**TFIDF, "tokenizer": "space", "analyzer": "word"}},
+    }
+    records = tiny_records()
+    vocab = {"tokenizer": {"method": "whitespace", "tags": False}}
+    splits = {"train": records[:16], "validation": records[16:]}
+    write_bundle(
+        train_variant(TrainSettings.from_params(section, "words"), splits, vocab), tmp_path
+    )
+    texts = ["영화 좋다 w1", "싫다 영화"]
+    served = Bundle(tmp_path)
+    assert set(served.tokenizers) == {"space"}
+    from_tokens = Bundle(tmp_path, with_tokenizer=False).probabilities(
+        texts, {"space": whitespace_tokens(texts)}
+    )
+    np.testing.assert_array_equal(served.probabilities(texts), from_tokens)
+    assert from_tokens[0] > 0.5 > from_tokens[1]

@@ -1,16 +1,18 @@
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.io import write_json
 from pipeline.train import (
     TrainSettings,
     final_metrics,
     parse_overrides,
+    read_vocab,
     train_variant,
     write_bundle,
 )
 from pipeline.vocab import build_pieces, build_vocab
 from tests.conftest import tiny_records
-from tests.test_models import LSTM
+from tests.test_models import LSTM, TFIDF
 
 SECTION = {"experiment": "e", "seed": 3, "variants": {"small": {**LSTM, "epochs": 3}}}
 
@@ -65,3 +67,32 @@ def test_overrides_replace_settings_and_are_validated():
         TrainSettings.from_params(SECTION, "small", "unitz=7")
     with pytest.raises(PipelineError, match="not KEY=VALUE"):
         parse_overrides("units")
+
+
+def test_a_token_tfidf_variant_trains_on_its_tokenizer_s_tokens(tmp_path):
+    section = {
+        **SECTION,
+        "variants": {"words": {**TFIDF, "tokenizer": "space", "analyzer": "word"}},
+    }
+    records = tiny_records()
+    splits = {"train": records[:16], "validation": records[16:]}
+    vocab = {"tokenizer": {"method": "whitespace", "tags": False}}
+    trained = train_variant(TrainSettings.from_params(section, "words"), splits, vocab)
+    assert trained.meta["tokenizer"] == {"name": "space", "config": vocab["tokenizer"]}
+    assert "영화 좋다" in trained.files["tfidf.json"]["terms"]
+    assert trained.history[0]["val_accuracy"] == 1.0
+
+
+def test_read_vocab_finds_the_variant_s_tokenizer(tmp_path):
+    write_json(tmp_path / "vocab" / "space.json", {"tokenizer": {"method": "whitespace"}})
+    assert read_vocab(tmp_path, TrainSettings.from_params(SECTION, "small"))["tokenizer"] == {
+        "method": "whitespace"
+    }
+    raw_text = {**SECTION, "variants": {"chars": TFIDF}}
+    assert read_vocab(tmp_path, TrainSettings.from_params(raw_text, "chars")) is None
+
+
+def test_read_vocab_names_an_undefined_tokenizer(tmp_path):
+    section = {**SECTION, "variants": {"small": {**LSTM, "tokenizer": "bpe"}}}
+    with pytest.raises(PipelineError, match="'small' uses tokenizer 'bpe'.*does not define"):
+        read_vocab(tmp_path, TrainSettings.from_params(section, "small"))
