@@ -72,9 +72,9 @@ class TfidfScorer:
     """Probability of the positive class from an exported model."""
 
     def __init__(self, exported: dict):
-        self.tokenized = exported.get("tokenized", False)  # absent in older bundles
+        tokenized = exported.get("tokenized", False)  # absent in older bundles
         self.counter = CountVectorizer(
-            **_analyzer_args(exported["analyzer"], tuple(exported["ngram_range"]), self.tokenized),
+            **_analyzer_args(exported["analyzer"], tuple(exported["ngram_range"]), tokenized),
             vocabulary=exported["terms"],
             dtype=np.float32,
         )
