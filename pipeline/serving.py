@@ -41,8 +41,6 @@ class Bundle:
             from pipeline.baseline import TfidfScorer
 
             self._tfidf = TfidfScorer(read_json(folder / "tfidf.json"))
-            if with_tokenizer and self.tokenizer_name:
-                self.tokenizers[self.tokenizer_name] = self.make_tokenizer()
         elif self.meta["type"] == "ensemble":
             from pipeline.ensemble import MEMBERS_DIR
 
@@ -59,8 +57,8 @@ class Bundle:
             self.char_fallback = self.meta.get("char_fallback", False)  # absent in older bundles
             self.tagged = self.tokenizer_config().tags
             self._infer = _compiled(folder / "model.keras")
-            if with_tokenizer:
-                self.tokenizers[self.tokenizer_name] = self.make_tokenizer()
+        if with_tokenizer and self.tokenizer_name:  # an LSTM or a TF-IDF model of tokens
+            self.tokenizers[self.tokenizer_name] = self.make_tokenizer()
 
     @property
     def tokenizer_name(self) -> str | None:

@@ -10,21 +10,12 @@ from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import TrainSettings, train_variant
 from pipeline.train import write_bundle as write_variant
+from tests import test_models
 from tests.conftest import tiny_records
 from tests.test_train import SECTION, _fit
 
 VARIANTS = ["base", "bilstm", "tfidf"]
-TFIDF = {
-    "type": "tfidf_logreg",
-    "tokenizer": None,
-    "analyzer": "char",
-    "ngram_min": 1,
-    "ngram_max": 2,
-    "min_df": 1,
-    "max_features": 1000,
-    "sublinear_tf": True,
-    "C": 1.0,
-}
+TFIDF = {**test_models.TFIDF, "ngram_max": 2}
 
 
 def test_members_come_from_params():

@@ -5,11 +5,9 @@ from pipeline.io import read_json
 from pipeline.models import pad_batch
 from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
-from pipeline.train import TrainSettings, train_variant, write_bundle
+from pipeline.train import write_bundle
 from pipeline.vocab import OOV_ID, encode, index_of
-from tests.conftest import tiny_records
-from tests.test_models import TFIDF
-from tests.test_train import SECTION, _fit
+from tests.test_train import SECTION, _fit, _fit_token_tfidf
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +75,7 @@ def test_a_char_fallback_bundle_spells_unknown_words_like_training(tmp_path):
 
 
 def test_a_token_tfidf_bundle_tokenizes_raw_text_like_training(tmp_path):
-    section = {
-        **SECTION,
-        "variants": {"words": {**TFIDF, "tokenizer": "space", "analyzer": "word"}},
-    }
-    records = tiny_records()
-    vocab = {"tokenizer": {"method": "whitespace", "tags": False}}
-    splits = {"train": records[:16], "validation": records[16:]}
-    write_bundle(
-        train_variant(TrainSettings.from_params(section, "words"), splits, vocab), tmp_path
-    )
+    write_bundle(_fit_token_tfidf(), tmp_path)
     texts = ["영화 좋다 w1", "싫다 영화"]
     served = Bundle(tmp_path)
     assert set(served.tokenizers) == {"space"}

@@ -69,7 +69,8 @@ def test_overrides_replace_settings_and_are_validated():
         parse_overrides("units")
 
 
-def test_a_token_tfidf_variant_trains_on_its_tokenizer_s_tokens(tmp_path):
+def _fit_token_tfidf():
+    """A TF-IDF variant over the tiny records' whitespace tokens."""
     section = {
         **SECTION,
         "variants": {"words": {**TFIDF, "tokenizer": "space", "analyzer": "word"}},
@@ -77,8 +78,15 @@ def test_a_token_tfidf_variant_trains_on_its_tokenizer_s_tokens(tmp_path):
     records = tiny_records()
     splits = {"train": records[:16], "validation": records[16:]}
     vocab = {"tokenizer": {"method": "whitespace", "tags": False}}
-    trained = train_variant(TrainSettings.from_params(section, "words"), splits, vocab)
-    assert trained.meta["tokenizer"] == {"name": "space", "config": vocab["tokenizer"]}
+    return train_variant(TrainSettings.from_params(section, "words"), splits, vocab)
+
+
+def test_a_token_tfidf_variant_trains_on_its_tokenizer_s_tokens():
+    trained = _fit_token_tfidf()
+    assert trained.meta["tokenizer"] == {
+        "name": "space",
+        "config": {"method": "whitespace", "tags": False},
+    }
     assert "영화 좋다" in trained.files["tfidf.json"]["terms"]
     assert trained.history[0]["val_accuracy"] == 1.0
 
