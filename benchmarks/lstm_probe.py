@@ -6,10 +6,16 @@ Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batche
   form's character 1-3-grams (fastText-style, hashed into a fixed number of buckets with
   CRC-32, so a token the vocabulary lacks still gets a meaning from its spelling);
 - `char_fallback`: the pipeline's own fallback (pipeline/vocab.py), for comparison with it;
+- `subword_table`: the same n-grams, looked up inside the model from a table of each
+  vocabulary entry's bucket ids, so it combines with `char_fallback` and needs no extra input
+  (`dim` below 128: n-gram vectors that narrow, projected to 128);
+- `ppmi_init`: the embedding starts from PPMI + SVD vectors of the training split
+  (pipeline/embeddings.py does the same for `embedding_init: ppmi`);
+- `ema`: validate with a moving average of the weights (Adam's `use_ema`, this momentum);
 - `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
   steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`.
 Each config trains for its `epochs` on the split of a benchmark run, and its best epoch is the
-one of lowest validation loss:
+one of lowest validation loss; `--test` also scores the run's test split at each epoch:
 
     python benchmarks/lstm_probe.py --split-dir benchmarks/runs/<run>/data/split \
         --out benchmarks/lstm-probe.json bilstm bilstm_sub32k
@@ -33,11 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io import read_jsonl
-from pipeline.vocab import encode, form_of, id_tokens, index_of
+from pipeline.vocab import PIECE, encode, form_of, id_tokens, index_of
 
 MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42  # the benchmark's seed
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
 SUB_200K = {**SUB_32K, "buckets": 200000}
+PPMI = {"window": 5, "alpha": 0.75, "scale": 0.05}
+SUB_SMALL = {**SUB_32K, "slots": 8, "dim": 32}  # fewer slots, 32-dim vectors projected to 128
 CONFIGS = {
     "bilstm": {"bidirectional": True, "units": 64, "epochs": 2},
     "bilstm_sub32k": {"bidirectional": True, "units": 64, "epochs": 2, "subwords": SUB_32K},
@@ -83,6 +91,78 @@ CONFIGS = {
         "dropout": 0.4,
         "subwords": SUB_32K,
     },
+    "lstm_fallback_subtable": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "subword_table": SUB_32K,
+    },
+    "lstm_fallback_ema": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "ema": 0.995,
+    },
+    "lstm_fallback_subtable_ema": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "subword_table": SUB_32K,
+        "ema": 0.995,
+    },
+    "lstm_fallback_ppmi": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "ppmi_init": PPMI,
+    },
+    "lstm_fallback_ppmi_ema": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "ppmi_init": PPMI,
+        "ema": 0.995,
+    },
+    "bilstm_fallback_ppmi_ema": {
+        "bidirectional": True,
+        "units": 64,
+        "epochs": 2,
+        "char_fallback": True,
+        "ppmi_init": PPMI,
+        "ema": 0.995,
+    },
+    "dropout_fallback_ppmi_ema": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 3,
+        "dropout": 0.4,
+        "char_fallback": True,
+        "ppmi_init": PPMI,
+        "ema": 0.995,
+    },
+    "lstm_fallback_subsmall_ppmi_ema": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "subword_table": SUB_SMALL,
+        "ppmi_init": PPMI,
+        "ema": 0.995,
+    },
+    "lstm_fallback_subtable_ppmi_ema": {
+        "bidirectional": False,
+        "units": 128,
+        "epochs": 2,
+        "char_fallback": True,
+        "subword_table": SUB_32K,
+        "ppmi_init": PPMI,
+        "ema": 0.995,
+    },
 }
 
 
@@ -94,10 +174,49 @@ def char_ngrams(form: str, min_n: int, max_n: int) -> list[str]:
     return [g for g in grams if g not in ("<", ">")]
 
 
-def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int) -> list[int]:
+def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int, dim=0) -> list[int]:
     """Bucket ids (1..buckets; 0 pads) of the n-grams of a morpheme's form, without its tag."""
     grams = char_ngrams(form_of(token, tagged=True), min_n, max_n)
     return [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:slots]
+
+
+def subword_table(tokens: list[str], buckets: int, min_n: int, max_n: int, slots: int, dim=0):
+    """[id, slot] -> bucket id of each vocabulary entry's n-grams; zeros for <pad> and <oov>.
+
+    Looked up inside the model from the token ids, so the data pipeline stays the pipeline's
+    and character-fallback pieces ('##가') get the n-grams of their character."""
+    table = np.zeros((len(tokens), slots), np.int32)
+    for i, token in enumerate(tokens[2:], start=2):
+        ids = subword_ids(token.removeprefix(PIECE), buckets, min_n, max_n, slots)
+        table[i, : len(ids)] = ids
+    return table
+
+
+def ppmi_vectors(ids, size: int, dim: int, window: int, alpha: float, scale: float, seed: int):
+    """Embedding rows from the training split alone: truncated SVD of the positive PMI of
+    tokens within `window` of each other (weighted 1/distance, context counts ** alpha), each
+    row scaled so the table's standard deviation is `scale`, like Keras' small uniform init."""
+    from scipy import sparse
+    from sklearn.decomposition import TruncatedSVD
+
+    rows, cols, weights = [], [], []
+    for doc in ids:
+        for k in range(1, window + 1):
+            rows += [doc[:-k], doc[k:]]
+            cols += [doc[k:], doc[:-k]]
+            weights += [np.full(max(len(doc) - k, 0), 1.0 / k)] * 2
+    counts = sparse.coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), (size, size)
+    ).tocsr()
+    word = np.asarray(counts.sum(axis=1)).ravel()
+    context = np.asarray(counts.sum(axis=0)).ravel() ** alpha
+    counts = counts.tocoo()
+    pmi = np.log(counts.data * context.sum() / (word[counts.row] * context[counts.col]))
+    keep = pmi > 0
+    ppmi = sparse.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])), (size, size))
+    vectors = TruncatedSVD(dim, random_state=seed).fit_transform(ppmi)
+    vectors[0] = 0.0  # <pad>
+    return (vectors * scale / vectors.std()).astype(np.float32)
 
 
 def probe_data(records: list[dict], index: dict[str, int], batch: int, seed: int | None, config):
@@ -126,7 +245,7 @@ def epoch_batches(batches, subs, slots: int, epoch: int):
         yield inputs, labels
 
 
-def build_model(config: dict, vocab_size: int, steps: int, embedding_dim: int = 128):
+def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim: int = 128):
     import keras
     from keras import layers, ops
 
@@ -134,13 +253,21 @@ def build_model(config: dict, vocab_size: int, steps: int, embedding_dim: int = 
 
     token_ids = keras.Input((None,), dtype="int32", name="tokens")
     inputs, mask = [token_ids], ops.not_equal(token_ids, 0)
-    x = layers.Embedding(vocab_size, embedding_dim)(token_ids)
-    if sub := config.get("subwords"):
+    initializer = "uniform" if init is None else keras.initializers.Constant(init)
+    x = layers.Embedding(len(tokens), embedding_dim, embeddings_initializer=initializer)(token_ids)
+    sub_ids, sub = None, config.get("subwords") or config.get("subword_table")
+    if config.get("subwords"):
         sub_ids = keras.Input((None, sub["slots"]), dtype="int32", name="subwords")
         inputs.append(sub_ids)
-        vectors = layers.Embedding(sub["buckets"] + 1, embedding_dim)(sub_ids)
+    elif sub:
+        sub_ids = subword_lookup(subword_table(tokens, **sub))(token_ids)
+    if sub:
+        vectors = layers.Embedding(sub["buckets"] + 1, sub.get("dim", embedding_dim))(sub_ids)
         present = ops.expand_dims(ops.cast(ops.not_equal(sub_ids, 0), vectors.dtype), -1)
-        x = x + ops.sum(vectors * present, axis=2) / ops.maximum(ops.sum(present, axis=2), 1.0)
+        mean = ops.sum(vectors * present, axis=2) / ops.maximum(ops.sum(present, axis=2), 1.0)
+        if sub.get("dim", embedding_dim) != embedding_dim:
+            mean = layers.Dense(embedding_dim, use_bias=False)(mean)
+        x = x + mean
     if spatial := config.get("spatial_dropout"):
         x = layers.SpatialDropout1D(spatial)(x)
     dropout = config.get("dropout", 0.0)
@@ -156,8 +283,26 @@ def build_model(config: dict, vocab_size: int, steps: int, embedding_dim: int = 
     rate = LEARNING_RATE
     if config.get("cosine"):
         rate = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps, alpha=0.05)
-    model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
+    ema = {"use_ema": True, "ema_momentum": config["ema"]} if config.get("ema") else {}
+    model.compile(keras.optimizers.Adam(rate, **ema), "binary_crossentropy")
     return model
+
+
+def subword_lookup(table: np.ndarray):
+    import keras
+
+    class Lookup(keras.layers.Layer):
+        def call(self, token_ids):
+            return keras.ops.take(keras.ops.convert_to_tensor(table), token_ids, axis=0)
+
+    return Lookup(name="subword_lookup")
+
+
+def averaged_weights(model):
+    """Swap the optimizer's moving averages into the model; returns the weights to put back."""
+    current = [v.numpy() for v in model.trainable_variables]
+    model.optimizer._overwrite_model_variables_with_average_value(model.trainable_variables)
+    return current
 
 
 def validation_scores(model, batches) -> tuple[float, float]:
@@ -174,7 +319,7 @@ def validation_scores(model, batches) -> tuple[float, float]:
 def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
     import keras
 
-    if config.get("subwords") and config.get("char_fallback"):
+    if config.get("subwords") and config.get("char_fallback"):  # subword_table combines
         raise ValueError("subwords and char_fallback do not combine: ids would not align")
     keras.utils.set_random_seed(seed)
     tokens = id_tokens(vocab, len(vocab["tokens"]), config.get("char_fallback", False))
@@ -185,7 +330,11 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
     train = probe_data(splits["train"], index, BATCH, seed, config)
     validation = probe_data(splits["validation"], index, 512, None, config)
     encode_seconds = time.perf_counter() - started
-    model = build_model(config, len(tokens), config["epochs"] * len(train[0]))
+    test = probe_data(splits["test"], index, 512, None, config) if "test" in splits else None
+    init = None
+    if ppmi := config.get("ppmi_init"):
+        init = ppmi_vectors(train[0].ids, len(tokens), 128, seed=seed, **ppmi)
+    model = build_model(config, tokens, config["epochs"] * len(train[0]), init)
     epochs = []
     for epoch in range(config["epochs"]):
         started = time.perf_counter()
@@ -193,21 +342,31 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
             model.optimizer.learning_rate = rates[epoch]
         for inputs, y in epoch_batches(*train, slots, epoch):
             model.train_on_batch(inputs, y)
+        seconds = time.perf_counter() - started
+        trained = averaged_weights(model) if config.get("ema") else None
         accuracy, loss = validation_scores(model, epoch_batches(*validation, slots, 0))
         epochs.append(
             {
                 "epoch": epoch + 1,
                 "val_accuracy": round(accuracy, 4),
                 "val_loss": round(loss, 4),
-                "seconds": round(time.perf_counter() - started, 1),
+                "seconds": round(seconds, 1),
             }
         )
+        if test:
+            epochs[-1]["test_accuracy"] = round(
+                validation_scores(model, epoch_batches(*test, slots, 0))[0], 4
+            )
+        if trained:  # the averages were only for scoring; training goes on from its own
+            for variable, value in zip(model.trainable_variables, trained, strict=True):
+                variable.assign(value)
         print(epochs[-1], flush=True)
     best = min(epochs, key=lambda row: row["val_loss"])
     return {
         "date": date.today().isoformat(),
         "config": config,
         "val_accuracy": best["val_accuracy"],
+        **({"test_accuracy": best["test_accuracy"]} if test else {}),
         "best_epoch": best["epoch"],
         "epochs": epochs,
         "encode_seconds": round(encode_seconds, 1),
@@ -231,6 +390,9 @@ def main() -> None:
         default=SEED,
         help="weights and shuffle; results of another seed are stored as <config>@seed<N>",
     )
+    parser.add_argument(
+        "--test", action="store_true", help="also score test.jsonl at each epoch (reported only)"
+    )
     parser.add_argument("configs", nargs="*", help=f"any of {', '.join(CONFIGS)} (default: all)")
     args = parser.parse_args()
     unknown = sorted(set(args.configs) - set(CONFIGS))
@@ -239,9 +401,8 @@ def main() -> None:
 
     import keras
 
-    splits = {
-        name: read_jsonl(args.split_dir / f"{name}.jsonl") for name in ("train", "validation")
-    }
+    names = ("train", "validation", "test") if args.test else ("train", "validation")
+    splits = {name: read_jsonl(args.split_dir / f"{name}.jsonl") for name in names}
     vocab_file = args.split_dir / "vocab" / "morph.json"
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
     results = {

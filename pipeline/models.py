@@ -18,6 +18,7 @@ from pipeline.params import check_keys
 LSTM_TYPES = ("lstm", "lstm_dropout", "bilstm")
 BASELINE_TYPES = ("tfidf_logreg",)
 POOLING = ("last", "mean", "max")
+EMBEDDING_INITS = ("random", "ppmi")
 ANALYZERS = ("char", "char_wb", "word")
 
 
@@ -29,6 +30,7 @@ class LstmConfig:
     char_fallback: bool  # spell out-of-vocabulary tokens with their characters (pipeline/vocab.py)
     max_length: int
     embedding_dim: int
+    embedding_init: str  # random | ppmi: start from the training split's co-occurrences
     units: int
     lstm_layers: int  # stacked (Bi)LSTM layers; every one but the last returns all time steps
     pooling: str
@@ -37,6 +39,7 @@ class LstmConfig:
     epochs: int
     batch_size: int
     learning_rate: float
+    ema_momentum: float  # > 0: validate and keep the moving average of the weights (0: off)
     patience: int
 
 
@@ -74,13 +77,23 @@ def variant_from_params(name: str, section: dict) -> VariantConfig:
         raise PipelineError(f"variant {name!r} ({kind}) lacks setting(s): {', '.join(missing)}")
     cfg = cls(**section)
     if isinstance(cfg, LstmConfig):
-        if cfg.pooling not in POOLING:
-            raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
-        if not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1:
-            raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
+        _check_lstm(name, cfg)
     else:
         _check_analyzer(name, cfg)
     return cfg
+
+
+def _check_lstm(name: str, cfg: LstmConfig) -> None:
+    if cfg.pooling not in POOLING:
+        raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
+    if not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1:
+        raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
+    if cfg.embedding_init not in EMBEDDING_INITS:
+        raise PipelineError(
+            f"variant {name!r}: embedding_init must be one of {', '.join(EMBEDDING_INITS)}"
+        )
+    if not 0 <= cfg.ema_momentum < 1:
+        raise PipelineError(f"variant {name!r}: ema_momentum must be in [0, 1), 0 for off")
 
 
 def _check_analyzer(name: str, cfg: TfidfConfig) -> None:
@@ -139,13 +152,17 @@ def _pooling(cfg: LstmConfig) -> list[layers.Layer]:
     return []
 
 
-def build_lstm_model(cfg: LstmConfig, vocab_size: int) -> keras.Model:
-    """Embedding -> [Dropout] -> LSTM or BiLSTM (stacked) -> [pooling] -> [Dropout] -> Dense."""
+def build_lstm_model(
+    cfg: LstmConfig, vocab_size: int, embeddings: np.ndarray | None = None
+) -> keras.Model:
+    """Embedding -> [Dropout] -> LSTM or BiLSTM (stacked) -> [pooling] -> [Dropout] -> Dense.
+
+    `embeddings`, a (vocab_size, embedding_dim) table, replaces the embedding's random start."""
     dropout = [layers.Dropout(cfg.dropout)] if cfg.type == "lstm_dropout" else []
     model = keras.Sequential(
         [
             keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True),
+            layers.Embedding(vocab_size, cfg.embedding_dim, mask_zero=True, name="embedding"),
             *dropout,
             *_recurrent(cfg),
             *_pooling(cfg),
@@ -154,8 +171,11 @@ def build_lstm_model(cfg: LstmConfig, vocab_size: int) -> keras.Model:
         ],
         name=cfg.type,
     )
+    if embeddings is not None:
+        model.get_layer("embedding").embeddings.assign(embeddings)
+    average = {"use_ema": True, "ema_momentum": cfg.ema_momentum} if cfg.ema_momentum else {}
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=keras.optimizers.Adam(cfg.learning_rate, **average),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )

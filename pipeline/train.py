@@ -105,16 +105,21 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
         name: _batches(records, cfg, index, tagged, seed=settings.seed if name == "train" else None)
         for name, records in splits.items()
     }
-    model = build_lstm_model(cfg, len(tokens))
+    started = time.perf_counter()
+    model = build_lstm_model(
+        cfg, len(tokens), _initial_embeddings(cfg, data["train"], tokens, settings.seed)
+    )
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True
     )
-    started = time.perf_counter()
+    # With a moving average, each epoch is validated, and the best kept, with averaged weights:
+    # the swap must come before EarlyStopping so that it records those.
+    average = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
     fitted = model.fit(
         fit_input(data["train"]),
         validation_data=fit_input(data["validation"]),
         epochs=cfg.epochs,
-        callbacks=[stop, *callbacks],
+        callbacks=[*average, stop, *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
@@ -128,6 +133,15 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
     }
     history = _history_rows(fitted.history)
     return Trained(meta, history, seconds, {"vocab.json": tokens}, keras_model=model)
+
+
+def _initial_embeddings(cfg: LstmConfig, train, tokens: list[str], seed: int):
+    """The PPMI table of the training ids for embedding_init 'ppmi'; None for a random start."""
+    if cfg.embedding_init == "random":
+        return None
+    from pipeline.embeddings import ppmi_vectors
+
+    return ppmi_vectors(train.ids, len(tokens), cfg.embedding_dim, seed)
 
 
 def _batches(records, cfg: LstmConfig, index, tagged: bool, seed):

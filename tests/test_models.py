@@ -19,6 +19,7 @@ LSTM = {
     "char_fallback": False,
     "max_length": 8,
     "embedding_dim": 4,
+    "embedding_init": "random",
     "units": 3,
     "lstm_layers": 1,
     "pooling": "last",
@@ -27,6 +28,7 @@ LSTM = {
     "epochs": 1,
     "batch_size": 4,
     "learning_rate": 0.01,
+    "ema_momentum": 0.0,
     "patience": 1,
 }
 
@@ -47,6 +49,20 @@ def test_missing_and_unknown_settings_are_errors():
     for depth in (0, 1.5, "2"):
         with pytest.raises(PipelineError, match="lstm_layers must be a whole number"):
             variant_from_params("x", {**LSTM, "lstm_layers": depth})
+    with pytest.raises(PipelineError, match="'x': embedding_init must be one of random, ppmi"):
+        variant_from_params("x", {**LSTM, "embedding_init": "word2vec"})
+    for momentum in (-0.1, 1.0):
+        with pytest.raises(PipelineError, match="ema_momentum must be in"):
+            variant_from_params("x", {**LSTM, "ema_momentum": momentum})
+
+
+def test_a_given_embedding_table_and_the_moving_average_reach_the_model():
+    table = np.arange(50 * 4, dtype=np.float32).reshape(50, 4) / 1000
+    cfg = LstmConfig(**{**LSTM, "ema_momentum": 0.9})
+    model = build_lstm_model(cfg, vocab_size=50, embeddings=table)
+    np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], table)
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+    assert not build_lstm_model(LstmConfig(**LSTM), vocab_size=50).optimizer.use_ema
 
 
 TFIDF = {

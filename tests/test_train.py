@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.io import write_json
+from pipeline.models import BucketedBatches, fit_input
 from pipeline.train import (
     TrainSettings,
     final_metrics,
@@ -10,23 +12,26 @@ from pipeline.train import (
     train_variant,
     write_bundle,
 )
-from pipeline.vocab import build_pieces, build_vocab
+from pipeline.vocab import build_pieces, build_vocab, encode, index_of
 from tests.conftest import tiny_records
 from tests.test_models import LSTM, TFIDF
 
 SECTION = {"experiment": "e", "seed": 3, "variants": {"small": {**LSTM, "epochs": 3}}}
 
 
-def _fit(section=SECTION):
-    records = tiny_records()
-    splits = {"train": records[:16], "validation": records[16:]}
-    documents = [r["tokens"]["space"] for r in records[:16]]
-    vocab = {
+def _vocab(records):
+    documents = [r["tokens"]["space"] for r in records]
+    return {
         "tokenizer": {"method": "whitespace", "tags": False},
         "tokens": build_vocab(documents, 1, 50),
         "pieces": build_pieces(documents, 1, tagged=False),
     }
-    return train_variant(TrainSettings.from_params(section, "small"), splits, vocab)
+
+
+def _fit(section=SECTION):
+    records = tiny_records()
+    splits = {"train": records[:16], "validation": records[16:]}
+    return train_variant(TrainSettings.from_params(section, "small"), splits, _vocab(records[:16]))
 
 
 def test_same_seed_same_metrics():
@@ -53,6 +58,44 @@ def test_final_metrics_come_from_the_best_epoch_and_bundle_is_written(tmp_path):
         "model.keras",
         "vocab.json",
     ]
+
+
+@pytest.mark.parametrize(
+    ("embedding_init", "ema_momentum"), [("random", 0.0), ("ppmi", 0.0), ("ppmi", 0.6)]
+)
+def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_init, ema_momentum):
+    """With a moving average, validation and the kept model must both use the averaged weights."""
+    variant = {**LSTM, "epochs": 4, "embedding_init": embedding_init, "ema_momentum": ema_momentum}
+    trained = _fit({**SECTION, "variants": {"small": variant}})
+    records = tiny_records()
+    index = index_of(trained.files["vocab.json"])
+    ids = encode([r["tokens"]["space"] for r in records[16:]], index, LSTM["max_length"])
+    labels = np.array([r["label"] for r in records[16:]], dtype=np.float32)
+    validation = fit_input(BucketedBatches(ids, labels, LSTM["batch_size"], seed=None))
+    loss = trained.keras_model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(trained.best["val_loss"], rel=1e-5)
+
+
+def test_the_moving_average_is_validated_while_training_goes_on_from_the_raw_weights():
+    def history(momentum):
+        variant = {**LSTM, "epochs": 4, "patience": 4, "ema_momentum": momentum}
+        return _fit({**SECTION, "variants": {"small": variant}}).history
+
+    raw, averaged = history(0.0), history(0.6)
+    # Keras swaps the averages in and out arithmetically, which costs float rounding only
+    assert [row["train_loss"] for row in averaged] == pytest.approx(
+        [row["train_loss"] for row in raw], rel=1e-5
+    )
+    assert all(a["val_loss"] != b["val_loss"] for a, b in zip(raw, averaged, strict=True))
+
+
+def test_ppmi_embeddings_need_a_vocabulary_larger_than_the_embedding():
+    too_wide = {
+        **SECTION,
+        "variants": {"small": {**LSTM, "embedding_init": "ppmi", "embedding_dim": 64}},
+    }
+    with pytest.raises(PipelineError, match="embedding_init 'ppmi' needs .* \\(64\\)"):
+        _fit(too_wide)
 
 
 def test_unknown_variant_names_the_known_ones():
