@@ -84,3 +84,14 @@ def test_a_token_tfidf_bundle_tokenizes_raw_text_like_training(tmp_path):
     )
     np.testing.assert_array_equal(served.probabilities(texts), from_tokens)
     assert from_tokens[0] > 0.5 > from_tokens[1]
+
+
+def test_a_ppmi_moving_average_bundle_serves_the_weights_it_kept(tmp_path):
+    small = SECTION["variants"]["small"]
+    variant = {**small, "embedding_init": "ppmi", "ema_momentum": 0.6}
+    trained = _fit({**SECTION, "variants": {"small": variant}})
+    write_bundle(trained, tmp_path)
+    texts = ["영화 좋다 w1", "영화 싫다"]
+    ids = encode(whitespace_tokens(texts), index_of(read_json(tmp_path / "vocab.json")), 8)
+    expected = trained.keras_model.predict(pad_batch(ids), verbose=0).ravel()
+    np.testing.assert_allclose(Bundle(tmp_path).probabilities(texts), expected, atol=1e-5)
