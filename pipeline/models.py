@@ -92,8 +92,9 @@ def _check_lstm(name: str, cfg: LstmConfig) -> None:
         raise PipelineError(
             f"variant {name!r}: embedding_init must be one of {', '.join(EMBEDDING_INITS)}"
         )
-    if not 0 <= cfg.ema_momentum < 1:
-        raise PipelineError(f"variant {name!r}: ema_momentum must be in [0, 1), 0 for off")
+    momentum = cfg.ema_momentum
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
+        raise PipelineError(f"variant {name!r}: ema_momentum must be a number in [0, 1), 0 for off")
 
 
 def _check_analyzer(name: str, cfg: TfidfConfig) -> None:

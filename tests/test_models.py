@@ -51,8 +51,8 @@ def test_missing_and_unknown_settings_are_errors():
             variant_from_params("x", {**LSTM, "lstm_layers": depth})
     with pytest.raises(PipelineError, match="'x': embedding_init must be one of random, ppmi"):
         variant_from_params("x", {**LSTM, "embedding_init": "word2vec"})
-    for momentum in (-0.1, 1.0):
-        with pytest.raises(PipelineError, match="ema_momentum must be in"):
+    for momentum in (-0.1, 1.0, "0.9", True):
+        with pytest.raises(PipelineError, match="ema_momentum must be a number in"):
             variant_from_params("x", {**LSTM, "ema_momentum": momentum})
 
 
