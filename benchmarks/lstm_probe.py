@@ -9,8 +9,8 @@ Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batche
 - `subword_table`: the same n-grams, looked up inside the model from a table of each
   vocabulary entry's bucket ids, so it combines with `char_fallback` and needs no extra input
   (`dim` below 128: n-gram vectors that narrow, projected to 128);
-- `ppmi_init`: the embedding starts from PPMI + SVD vectors of the training split
-  (pipeline/embeddings.py does the same for `embedding_init: ppmi`);
+- `ppmi_init`: the embedding starts from PPMI + SVD vectors of the training split, made by
+  pipeline/embeddings.py as for `embedding_init: ppmi` (the config records its constants);
 - `ema`: validate with a moving average of the weights (Adam's `use_ema`, this momentum);
 - `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
   steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`.
@@ -38,13 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.embeddings import CONTEXT_POWER, SCALE, WINDOW, ppmi_vectors
 from pipeline.io import read_jsonl
 from pipeline.vocab import PIECE, encode, form_of, id_tokens, index_of
 
 MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42  # the benchmark's seed
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
 SUB_200K = {**SUB_32K, "buckets": 200000}
-PPMI = {"window": 5, "alpha": 0.75, "scale": 0.05}
+PPMI = {"window": WINDOW, "alpha": CONTEXT_POWER, "scale": SCALE}  # pipeline/embeddings.py's
 SUB_SMALL = {**SUB_32K, "slots": 8, "dim": 32}  # fewer slots, 32-dim vectors projected to 128
 CONFIGS = {
     "bilstm": {"bidirectional": True, "units": 64, "epochs": 2},
@@ -174,49 +175,23 @@ def char_ngrams(form: str, min_n: int, max_n: int) -> list[str]:
     return [g for g in grams if g not in ("<", ">")]
 
 
-def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int, dim=0) -> list[int]:
+def subword_ids(token: str, buckets: int, min_n: int, max_n: int, slots: int) -> list[int]:
     """Bucket ids (1..buckets; 0 pads) of the n-grams of a morpheme's form, without its tag."""
     grams = char_ngrams(form_of(token, tagged=True), min_n, max_n)
     return [1 + zlib.crc32(g.encode("utf-8")) % buckets for g in grams][:slots]
 
 
-def subword_table(tokens: list[str], buckets: int, min_n: int, max_n: int, slots: int, dim=0):
+def subword_table(tokens: list[str], sub: dict) -> np.ndarray:
     """[id, slot] -> bucket id of each vocabulary entry's n-grams; zeros for <pad> and <oov>.
 
     Looked up inside the model from the token ids, so the data pipeline stays the pipeline's
     and character-fallback pieces ('##가') get the n-grams of their character."""
-    table = np.zeros((len(tokens), slots), np.int32)
+    grams = {key: sub[key] for key in ("buckets", "min_n", "max_n", "slots")}
+    table = np.zeros((len(tokens), sub["slots"]), np.int32)
     for i, token in enumerate(tokens[2:], start=2):
-        ids = subword_ids(token.removeprefix(PIECE), buckets, min_n, max_n, slots)
+        ids = subword_ids(token.removeprefix(PIECE), **grams)
         table[i, : len(ids)] = ids
     return table
-
-
-def ppmi_vectors(ids, size: int, dim: int, window: int, alpha: float, scale: float, seed: int):
-    """Embedding rows from the training split alone: truncated SVD of the positive PMI of
-    tokens within `window` of each other (weighted 1/distance, context counts ** alpha), each
-    row scaled so the table's standard deviation is `scale`, like Keras' small uniform init."""
-    from scipy import sparse
-    from sklearn.decomposition import TruncatedSVD
-
-    rows, cols, weights = [], [], []
-    for doc in ids:
-        for k in range(1, window + 1):
-            rows += [doc[:-k], doc[k:]]
-            cols += [doc[k:], doc[:-k]]
-            weights += [np.full(max(len(doc) - k, 0), 1.0 / k)] * 2
-    counts = sparse.coo_matrix(
-        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), (size, size)
-    ).tocsr()
-    word = np.asarray(counts.sum(axis=1)).ravel()
-    context = np.asarray(counts.sum(axis=0)).ravel() ** alpha
-    counts = counts.tocoo()
-    pmi = np.log(counts.data * context.sum() / (word[counts.row] * context[counts.col]))
-    keep = pmi > 0
-    ppmi = sparse.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])), (size, size))
-    vectors = TruncatedSVD(dim, random_state=seed).fit_transform(ppmi)
-    vectors[0] = 0.0  # <pad>
-    return (vectors * scale / vectors.std()).astype(np.float32)
 
 
 def probe_data(records: list[dict], index: dict[str, int], batch: int, seed: int | None, config):
@@ -260,7 +235,7 @@ def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim:
         sub_ids = keras.Input((None, sub["slots"]), dtype="int32", name="subwords")
         inputs.append(sub_ids)
     elif sub:
-        sub_ids = subword_lookup(subword_table(tokens, **sub))(token_ids)
+        sub_ids = subword_lookup(subword_table(tokens, sub))(token_ids)
     if sub:
         vectors = layers.Embedding(sub["buckets"] + 1, sub.get("dim", embedding_dim))(sub_ids)
         present = ops.expand_dims(ops.cast(ops.not_equal(sub_ids, 0), vectors.dtype), -1)
@@ -331,9 +306,7 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
     validation = probe_data(splits["validation"], index, 512, None, config)
     encode_seconds = time.perf_counter() - started
     test = probe_data(splits["test"], index, 512, None, config) if "test" in splits else None
-    init = None
-    if ppmi := config.get("ppmi_init"):
-        init = ppmi_vectors(train[0].ids, len(tokens), 128, seed=seed, **ppmi)
+    init = ppmi_vectors(train[0].ids, len(tokens), 128, seed) if config.get("ppmi_init") else None
     model = build_model(config, tokens, config["epochs"] * len(train[0]), init)
     epochs = []
     for epoch in range(config["epochs"]):

@@ -55,12 +55,16 @@ def ppmi_vectors(documents: Sequence[np.ndarray], size: int, dim: int, seed: int
     """A (size, dim) embedding table; row 0 (padding) and tokens never seen near another are 0."""
     from sklearn.decomposition import TruncatedSVD
 
-    matrix = ppmi(cooccurrence(documents, size, WINDOW))
-    if matrix.nnz == 0 or dim >= size:
+    if dim >= size:  # checked before the counting, which is the costly part
         raise PipelineError(
-            f"embedding_init 'ppmi' needs tokens that occur near each other and fewer "
-            f"embedding dimensions ({dim}) than vocabulary entries ({size}); "
-            "use embedding_init: random for so small a vocabulary"
+            f"embedding_init 'ppmi' needs fewer embedding dimensions ({dim}) than vocabulary "
+            f"entries ({size}); use embedding_init: random for so small a vocabulary"
+        )
+    matrix = ppmi(cooccurrence(documents, size, WINDOW))
+    if matrix.nnz == 0:
+        raise PipelineError(
+            "embedding_init 'ppmi' needs tokens that occur near each other; the training "
+            "split has none (use embedding_init: random)"
         )
     vectors = TruncatedSVD(dim, random_state=seed).fit_transform(matrix)
     vectors[0] = 0.0
