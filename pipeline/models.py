@@ -53,6 +53,7 @@ class TfidfConfig:
     min_df: int
     max_features: int
     sublinear_tf: bool
+    nb_scaling: bool  # scale each n-gram by its naive Bayes log-count ratio (NBSVM-style)
     C: float
 
 
@@ -98,6 +99,8 @@ def _check_lstm(name: str, cfg: LstmConfig) -> None:
 
 
 def _check_analyzer(name: str, cfg: TfidfConfig) -> None:
+    if not isinstance(cfg.nb_scaling, bool):
+        raise PipelineError(f"variant {name!r}: nb_scaling must be true or false")
     if cfg.analyzer not in ANALYZERS:
         raise PipelineError(f"variant {name!r}: analyzer must be one of {', '.join(ANALYZERS)}")
     if cfg.tokenizer is not None and cfg.analyzer != "word":

@@ -1,13 +1,16 @@
+from dataclasses import replace
+
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.baseline import TfidfScorer, fit_tfidf_logreg, token_ngrams
+from pipeline.baseline import TfidfScorer, fit_tfidf_logreg, nb_log_count_ratios, token_ngrams
 from pipeline.models import TfidfConfig
 
 TEXTS = ["정말 재밌다", "완전 최고", "감동 그 자체", "너무 지루하다", "최악 노잼", "시간 낭비"]
 LABELS = np.array([1, 1, 1, 0, 0, 0])
-CFG = TfidfConfig("tfidf_logreg", None, "char", 1, 3, 1, 1000, True, 2.0)
+CFG = TfidfConfig("tfidf_logreg", None, "char", 1, 3, 1, 1000, True, False, 2.0)
 
 
 def test_json_export_scores_like_scikit_learn():
@@ -34,7 +37,7 @@ TOKENS = [
     ["최악/NNG", "이/VCP", "다/EF"],
     ["노잼/NNG", "이/VCP", "다/EF"],
 ]
-TOKEN_CFG = TfidfConfig("tfidf_logreg", "morph", "word", 1, 2, 1, 1000, True, 2.0)
+TOKEN_CFG = TfidfConfig("tfidf_logreg", "morph", "word", 1, 2, 1, 1000, True, False, 2.0)
 
 
 def test_token_ngrams_join_neighbouring_tokens_and_lower_case_them():
@@ -58,3 +61,29 @@ def test_tokenized_export_keeps_tokens_whole_and_scores_like_scikit_learn():
     probe = [["재밌/VA", "다/EF"], ["지루/XR", "하/XSA"], ["처음/NNG"]]
     expected = model.predict_proba(vectorizer.transform(probe))[:, 1]
     np.testing.assert_allclose(TfidfScorer(exported)(probe), expected, atol=1e-4)
+
+
+def test_nb_log_count_ratios_compare_document_shares_by_class():
+    features = sparse.csr_matrix(
+        [[2.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 0.0]], dtype=np.float32
+    )
+    labels = np.array([1, 1, 0, 0])
+    # column documents +1 (add-one): positive [3, 1, 2] of 6, negative [1, 3, 2] of 6
+    expected = np.log(np.array([3, 1, 2]) / 6) - np.log(np.array([1, 3, 2]) / 6)
+    np.testing.assert_allclose(nb_log_count_ratios(features, labels), expected)
+
+
+def test_nb_scaling_is_folded_into_the_exported_coefficients():
+    cfg = replace(CFG, nb_scaling=True)
+    exported = fit_tfidf_logreg(TEXTS, LABELS, cfg, seed=0)
+    vectorizer = TfidfVectorizer(
+        analyzer="char", ngram_range=(1, 3), sublinear_tf=True, max_features=1000
+    )
+    features = vectorizer.fit_transform(TEXTS)
+    scale = sparse.diags(nb_log_count_ratios(features, LABELS))
+    model = LogisticRegression(C=2.0, max_iter=1000).fit(features @ scale, LABELS)
+    probe = ["재밌다 최고", "지루 노잼", "처음 보는 글자 ☆"]
+    expected = model.predict_proba(vectorizer.transform(probe) @ scale)[:, 1]
+    np.testing.assert_allclose(TfidfScorer(exported)(probe), expected, atol=1e-4)
+    plain = fit_tfidf_logreg(TEXTS, LABELS, CFG, seed=0)
+    assert not np.allclose(TfidfScorer(plain)(probe), expected, atol=1e-3)

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "korean-sentiment"
 CHAMPION = f"models:/{MODEL}@champion"
-VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf", "tfidf_morph"]
-ENSEMBLE = "ensemble"  # params evaluate.ensemble: tfidf + bilstm
+VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf", "tfidf_nb", "tfidf_morph"]
+ENSEMBLE = "ensemble"  # params evaluate.ensemble: tfidf_nb + tfidf_morph + bilstm
 
 
 def _env() -> dict[str, str]:
@@ -153,10 +153,10 @@ def test_ensemble_run_serves_the_mean_log_odds_of_its_members(repo, client):
 
     runs = _runs(client)
     ensemble = runs[ENSEMBLE]
-    members = ("tfidf", "tfidf_morph", "bilstm")
+    members = ("tfidf_nb", "tfidf_morph", "bilstm")
     assert ensemble.data.params["members"] == ",".join(members)
     assert ensemble.data.tags["member_run_ids"] == ",".join(runs[m].info.run_id for m in members)
-    assert ensemble.data.tags["data.digest"] == runs["tfidf"].data.tags["data.digest"]
+    assert ensemble.data.tags["data.digest"] == runs["tfidf_nb"].data.tags["data.digest"]
     texts = pd.DataFrame({"text": ["배우 연기 최고 ㅋㅋ 또 보고 싶다", "돈 아깝다 스토리 엉망"]})
 
     def served(run) -> np.ndarray:

@@ -74,6 +74,7 @@ TFIDF = {
     "min_df": 1,
     "max_features": 1000,
     "sublinear_tf": True,
+    "nb_scaling": False,
     "C": 1.0,
 }
 
@@ -90,6 +91,7 @@ def test_tfidf_reads_raw_text_or_a_tokenizer_s_tokens():
         ({"analyzer": "chars"}, "analyzer must be one of char, char_wb, word"),
         ({"tokenizer": "morph"}, "with tokenizer 'morph' the analyzer must be 'word'.*'char'"),
         ({"tokenizer": "morph", "analyzer": "char_wb"}, "analyzer must be 'word'"),
+        ({"nb_scaling": "yes"}, "nb_scaling must be true or false"),
     ],
 )
 def test_bad_tfidf_analyzer_is_named(settings, message):
