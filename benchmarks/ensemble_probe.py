@@ -6,6 +6,10 @@ log-odds), so the members in params can be chosen on validation accuracy:
 
     python benchmarks/ensemble_probe.py --run benchmarks/runs/<run> \
         --out benchmarks/ensemble-probe.json tfidf base bilstm dropout
+
+`--scores NAME=FILE.npz` adds a model trained elsewhere (e.g. by `lstm_probe.py
+--probabilities` on the same split): its `validation` and `test` arrays of P(positive), in the
+order of the split's records.
 """
 
 from __future__ import annotations
@@ -33,6 +37,23 @@ def member_probabilities(run: Path, variants: list[str], splits: dict) -> dict:
     return probabilities
 
 
+def external_probabilities(specs: list[str], sizes: dict[str, int]) -> dict:
+    """NAME=FILE.npz -> {NAME: split -> P(positive)}, checked against the split sizes."""
+    import numpy as np
+
+    probabilities = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            raise SystemExit(f"--scores wants NAME=FILE.npz, got {spec!r}")
+        with np.load(path) as scores:
+            probabilities[name] = {s: scores[s] for s in SPLITS}
+        wrong = [s for s in SPLITS if len(probabilities[name][s]) != sizes[s]]
+        if wrong:
+            raise SystemExit(f"{path}: {', '.join(wrong)} size differs from the run's split")
+    return probabilities
+
+
 def combination_scores(probabilities: dict, labels: dict) -> dict:
     """'+'-joined members -> split -> accuracy, for every variant alone and every combination."""
     names = list(probabilities)
@@ -53,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="a benchmark run folder")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scores", action="append", default=[], metavar="NAME=FILE.npz")
     parser.add_argument("variants", nargs="+")
     args = parser.parse_args()
 
@@ -61,9 +83,11 @@ def main() -> None:
     splits = {s: read_jsonl(args.run / "data" / "split" / f"{s}.jsonl") for s in SPLITS}
     labels = {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
     probabilities = member_probabilities(args.run, args.variants, splits)
+    probabilities |= external_probabilities(args.scores, {s: len(labels[s]) for s in SPLITS})
     results = {
         "date": date.today().isoformat(),
         "run": args.run.name,
+        "scores": args.scores,
         "accuracy": combination_scores(probabilities, labels),
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -28,6 +28,7 @@ folder its split came from.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -155,6 +156,15 @@ CONFIGS = {
         "ppmi_init": PPMI,
         "ema": 0.995,
     },
+    "bilstm_fallback_subtable_ppmi_ema": {
+        "bidirectional": True,
+        "units": 64,
+        "epochs": 2,
+        "char_fallback": True,
+        "subword_table": SUB_32K,
+        "ppmi_init": PPMI,
+        "ema": 0.995,
+    },
     "lstm_fallback_subtable_ppmi_ema": {
         "bidirectional": False,
         "units": 128,
@@ -274,24 +284,35 @@ def subword_lookup(table: np.ndarray):
 
 
 def averaged_weights(model):
-    """Swap the optimizer's moving averages into the model; returns the weights to put back."""
+    """Put the optimizer's moving averages into the model; returns the weights to put back.
+
+    Copied through numpy: on JAX an assigned variable would share the average's buffer, which
+    the next train step then donates (and deletes)."""
     current = [v.numpy() for v in model.trainable_variables]
-    model.optimizer._overwrite_model_variables_with_average_value(model.trainable_variables)
+    averages = model.optimizer._model_variables_moving_average
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        variable.assign(np.array(average))
     return current
 
 
-def validation_scores(model, batches) -> tuple[float, float]:
-    correct = total = 0
-    loss = 0.0
-    for inputs, y in batches:
-        p = np.clip(np.asarray(model.predict_on_batch(inputs)).reshape(-1), 1e-7, 1 - 1e-7)
-        correct += int(np.sum((p >= 0.5) == y))
-        total += len(y)
-        loss -= float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
-    return correct / total, loss / total
+def probabilities(model, batches, subs, slots: int) -> np.ndarray:
+    """P(positive) of every document of `batches`, in the order of its records."""
+    p = np.empty(len(batches.ids), np.float64)
+    for rows, (inputs, _) in zip(
+        batches.rows_for_epoch(0), epoch_batches(batches, subs, slots, 0), strict=True
+    ):
+        p[rows] = np.asarray(model.predict_on_batch(inputs)).reshape(-1)
+    return p
 
 
-def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
+def accuracy_and_loss(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(np.mean((p >= 0.5) == y)), float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def probe(
+    config: dict, splits: dict, vocab: dict, seed: int, probabilities_file: Path | None = None
+) -> dict:
     import keras
 
     if config.get("subwords") and config.get("char_fallback"):  # subword_table combines
@@ -308,7 +329,7 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
     test = probe_data(splits["test"], index, 512, None, config) if "test" in splits else None
     init = ppmi_vectors(train[0].ids, len(tokens), 128, seed) if config.get("ppmi_init") else None
     model = build_model(config, tokens, config["epochs"] * len(train[0]), init)
-    epochs = []
+    epochs, kept = [], None  # kept: (validation loss, probabilities) of the best epoch
     for epoch in range(config["epochs"]):
         started = time.perf_counter()
         if rates := config.get("learning_rates"):
@@ -317,7 +338,8 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
             model.train_on_batch(inputs, y)
         seconds = time.perf_counter() - started
         trained = averaged_weights(model) if config.get("ema") else None
-        accuracy, loss = validation_scores(model, epoch_batches(*validation, slots, 0))
+        scored = {"validation": probabilities(model, *validation, slots)}
+        accuracy, loss = accuracy_and_loss(scored["validation"], validation[0].labels)
         epochs.append(
             {
                 "epoch": epoch + 1,
@@ -327,14 +349,19 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
             }
         )
         if test:
+            scored["test"] = probabilities(model, *test, slots)
             epochs[-1]["test_accuracy"] = round(
-                validation_scores(model, epoch_batches(*test, slots, 0))[0], 4
+                accuracy_and_loss(scored["test"], test[0].labels)[0], 4
             )
+        if not kept or loss < kept[0]:
+            kept = (loss, scored)
         if trained:  # the averages were only for scoring; training goes on from its own
             for variable, value in zip(model.trainable_variables, trained, strict=True):
                 variable.assign(value)
         print(epochs[-1], flush=True)
     best = min(epochs, key=lambda row: row["val_loss"])
+    if probabilities_file:
+        np.savez_compressed(probabilities_file, **kept[1])
     return {
         "date": date.today().isoformat(),
         "config": config,
@@ -345,6 +372,15 @@ def probe(config: dict, splits: dict, vocab: dict, seed: int) -> dict:
         "encode_seconds": round(encode_seconds, 1),
         "params": model.count_params(),
     }
+
+
+def read_split(folder: Path, name: str) -> list[dict]:
+    """<name>.jsonl, or <name>.jsonl.gz (as copied to an accelerator machine)."""
+    packed = folder / f"{name}.jsonl.gz"
+    if packed.exists():
+        with gzip.open(packed, "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+    return read_jsonl(folder / f"{name}.jsonl")
 
 
 def read_configs(path: Path) -> dict:
@@ -366,6 +402,11 @@ def main() -> None:
     parser.add_argument(
         "--test", action="store_true", help="also score test.jsonl at each epoch (reported only)"
     )
+    parser.add_argument(
+        "--probabilities",
+        type=Path,
+        help="a folder: each config's P(positive) at its best epoch, <config>.npz, in split order",
+    )
     parser.add_argument("configs", nargs="*", help=f"any of {', '.join(CONFIGS)} (default: all)")
     args = parser.parse_args()
     unknown = sorted(set(args.configs) - set(CONFIGS))
@@ -375,7 +416,7 @@ def main() -> None:
     import keras
 
     names = ("train", "validation", "test") if args.test else ("train", "validation")
-    splits = {name: read_jsonl(args.split_dir / f"{name}.jsonl") for name in names}
+    splits = {name: read_split(args.split_dir, name) for name in names}
     vocab_file = args.split_dir / "vocab" / "morph.json"
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
     results = {
@@ -386,10 +427,13 @@ def main() -> None:
         # Configs measured earlier into the same file are kept: a probe may run in parts.
         "configs": read_configs(args.out),
     }
+    if args.probabilities:
+        args.probabilities.mkdir(parents=True, exist_ok=True)
     for name in args.configs or CONFIGS:
         print(name, flush=True)
-        measured = probe(CONFIGS[name], splits, vocab, args.seed)
         key = name if args.seed == SEED else f"{name}@seed{args.seed}"
+        saved = args.probabilities / f"{key}.npz" if args.probabilities else None
+        measured = probe(CONFIGS[name], splits, vocab, args.seed, saved)
         results["configs"][key] = {
             **measured,
             "seed": args.seed,
