@@ -80,7 +80,7 @@ def variant_from_params(name: str, section: dict) -> VariantConfig:
     if isinstance(cfg, LstmConfig):
         _check_lstm(name, cfg)
     else:
-        _check_analyzer(name, cfg)
+        _check_tfidf(name, cfg)
     return cfg
 
 
@@ -98,7 +98,7 @@ def _check_lstm(name: str, cfg: LstmConfig) -> None:
         raise PipelineError(f"variant {name!r}: ema_momentum must be a number in [0, 1), 0 for off")
 
 
-def _check_analyzer(name: str, cfg: TfidfConfig) -> None:
+def _check_tfidf(name: str, cfg: TfidfConfig) -> None:
     if not isinstance(cfg.nb_scaling, bool):
         raise PipelineError(f"variant {name!r}: nb_scaling must be true or false")
     if cfg.analyzer not in ANALYZERS:
