@@ -12,7 +12,6 @@ stay on the CPU machine.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import platform
 import time
@@ -20,11 +19,7 @@ from pathlib import Path
 
 import yaml
 
-
-def read_jsonl(path: Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+from pipeline.io import read_jsonl
 
 
 def main() -> None:

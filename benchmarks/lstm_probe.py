@@ -28,7 +28,6 @@ folder its split came from.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -329,7 +328,7 @@ def probe(
     test = probe_data(splits["test"], index, 512, None, config) if "test" in splits else None
     init = ppmi_vectors(train[0].ids, len(tokens), 128, seed) if config.get("ppmi_init") else None
     model = build_model(config, tokens, config["epochs"] * len(train[0]), init)
-    epochs, kept = [], None  # kept: (validation loss, probabilities) of the best epoch
+    epochs, scored_epochs = [], []  # scored_epochs: each epoch's P(positive) per split
     for epoch in range(config["epochs"]):
         started = time.perf_counter()
         if rates := config.get("learning_rates"):
@@ -353,15 +352,14 @@ def probe(
             epochs[-1]["test_accuracy"] = round(
                 accuracy_and_loss(scored["test"], test[0].labels)[0], 4
             )
-        if not kept or loss < kept[0]:
-            kept = (loss, scored)
+        scored_epochs.append(scored)
         if trained:  # the averages were only for scoring; training goes on from its own
             for variable, value in zip(model.trainable_variables, trained, strict=True):
                 variable.assign(value)
         print(epochs[-1], flush=True)
     best = min(epochs, key=lambda row: row["val_loss"])
     if probabilities_file:
-        np.savez_compressed(probabilities_file, **kept[1])
+        np.savez_compressed(probabilities_file, **scored_epochs[best["epoch"] - 1])
     return {
         "date": date.today().isoformat(),
         "config": config,
@@ -372,15 +370,6 @@ def probe(
         "encode_seconds": round(encode_seconds, 1),
         "params": model.count_params(),
     }
-
-
-def read_split(folder: Path, name: str) -> list[dict]:
-    """<name>.jsonl, or <name>.jsonl.gz (as copied to an accelerator machine)."""
-    packed = folder / f"{name}.jsonl.gz"
-    if packed.exists():
-        with gzip.open(packed, "rt", encoding="utf-8") as f:
-            return [json.loads(line) for line in f]
-    return read_jsonl(folder / f"{name}.jsonl")
 
 
 def read_configs(path: Path) -> dict:
@@ -416,7 +405,8 @@ def main() -> None:
     import keras
 
     names = ("train", "validation", "test") if args.test else ("train", "validation")
-    splits = {name: read_split(args.split_dir, name) for name in names}
+    # <name>.jsonl, or <name>.jsonl.gz as copied to an accelerator machine
+    splits = {name: read_jsonl(next(args.split_dir.glob(f"{name}.jsonl*"))) for name in names}
     vocab_file = args.split_dir / "vocab" / "morph.json"
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
     results = {
