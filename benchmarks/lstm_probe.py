@@ -11,6 +11,10 @@ Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batche
   (`dim` below 128: n-gram vectors that narrow, projected to 128);
 - `ppmi_init`: the embedding starts from PPMI + SVD vectors of the training split, made by
   pipeline/embeddings.py as for `embedding_init: ppmi` (the config records its constants);
+- `kiwi_init`: the embedding starts from the morpheme embeddings of Kiwi's own CoNg language
+  model (kiwipiepy 0.24; trained by Kiwi's authors, shipped in kiwipiepy_model), rebuilt
+  from Kiwi's similarity API (`kiwi_vectors`); `concat`: beside the PPMI table, `columns` of
+  each; `embedding_dim`: the embedding's width (128 unless named);
 - `ema`: validate with a moving average of the weights (Adam's `use_ema`, this momentum);
 - `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
   steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`.
@@ -52,6 +56,10 @@ BILSTM = {"bidirectional": True, "units": 64, "epochs": 2}
 DROPOUT = {**LSTM, "epochs": 3, "dropout": 0.4}
 FALLBACK = {"char_fallback": True}
 PPMI_EMA = {"ppmi_init": PPMI, "ema": 0.995}
+ANCHORS = 384  # Kiwi's CoNg embeddings have 256 dimensions; more anchors than that span them
+KIWI_EMA = {**PPMI_EMA, "kiwi_init": {"anchors": ANCHORS}}  # PPMI only for rows Kiwi lacks
+KIWI_CAT_EMA = {**PPMI_EMA, "kiwi_init": {"anchors": ANCHORS, "concat": True}}  # 128 + 128
+KIWI_HALF_EMA = {**PPMI_EMA, "kiwi_init": {"anchors": ANCHORS, "concat": True, "columns": 64}}
 CONFIGS = {
     "bilstm": BILSTM,
     "bilstm_sub32k": {**BILSTM, "subwords": SUB_32K},
@@ -97,7 +105,62 @@ CONFIGS = {
         "subword_table": SUB_32K,
         **PPMI_EMA,
     },
+    "lstm_fallback_kiwi_ema": {**LSTM, **FALLBACK, **KIWI_EMA},
+    "lstm_fallback_kiwicat_ema": {**LSTM, **FALLBACK, **KIWI_CAT_EMA},
+    "lstm_fallback_kiwihalf_ema": {**LSTM, **FALLBACK, **KIWI_HALF_EMA},
+    "lstm_fallback_ppmi256_ema": {**LSTM, **FALLBACK, **PPMI_EMA, "embedding_dim": 256},
 }
+
+
+def unit_vectors(similarity: np.ndarray, anchors: int) -> np.ndarray:
+    """Unit vectors, up to a rotation, from their cosines with the first `anchors` of them.
+
+    similarity[i, j] = v_i . v_j for j < anchors. With the anchors' own cosines
+    G = Q L Q^T (so the anchors are Q L^1/2 R for some rotation R), S Q L^-1/2 = V R^T."""
+    values, vectors = np.linalg.eigh(similarity[:anchors, :anchors])
+    keep = values > values.max() * 1e-6
+    return similarity[:, :anchors] @ vectors[:, keep] / np.sqrt(values[keep])
+
+
+def kiwi_vectors(tokens: list[str], dim: int, fallback: np.ndarray) -> np.ndarray:
+    """A (len(tokens), dim) table from the morpheme embeddings of Kiwi's CoNg language model.
+
+    Kiwi (kiwipiepy 0.24, model_type 'cong') exposes those embeddings only as cosine
+    similarities, so each morpheme's vector is rebuilt from its similarities to ANCHORS frequent
+    ones (unit_vectors), centred and cut to its `dim` principal components. Rows Kiwi lacks
+    (symbols, numbers, unknown words, character pieces) come from `fallback` (the PPMI table),
+    mapped into the same space by least squares on the rows both have."""
+    from kiwipiepy import Kiwi
+
+    kiwi = Kiwi(model_type="cong")
+    morphemes = {i: _morpheme(token) for i, token in enumerate(tokens)}
+    known = [i for i, m in morphemes.items() if m and _has_embedding(kiwi, m)]
+    anchors = [morphemes[i] for i in known[:ANCHORS]]
+    similarity = np.array(
+        [[kiwi.morpheme_similarity(morphemes[i], a) for a in anchors] for i in known]
+    )
+    unit = unit_vectors(similarity, len(anchors))
+    unit -= unit.mean(axis=0)
+    _, _, components = np.linalg.svd(unit, full_matrices=False)
+    table = np.zeros((len(tokens), dim))
+    table[known] = unit @ components[:dim].T
+    mapping, *_ = np.linalg.lstsq(fallback[known], table[known], rcond=None)
+    missing = np.setdiff1d(np.arange(1, len(tokens)), known)
+    table[missing] = fallback[missing] @ mapping
+    return (table * SCALE / table[1:].std()).astype(np.float32)
+
+
+def _morpheme(token: str) -> tuple[str, str] | None:
+    form, _, tag = token.rpartition("/")
+    return (form, tag) if form and tag else None
+
+
+def _has_embedding(kiwi, morpheme: tuple[str, str]) -> bool:
+    try:
+        kiwi.morpheme_similarity(morpheme, morpheme)
+    except (ValueError, KeyError):
+        return False
+    return True
 
 
 def char_ngrams(form: str, min_n: int, max_n: int) -> list[str]:
@@ -233,8 +296,25 @@ def accuracy_and_loss(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.mean((p >= 0.5) == y)), float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def kiwi_table(tokens: list[str], ppmi: np.ndarray, seed: int, folder: Path | None):
+    """kiwi_vectors, kept in `folder` for a machine without kiwipiepy (the GPU machine)."""
+    cached = folder / f"kiwi-seed{seed}.npy" if folder else None
+    if cached and cached.exists():
+        return np.load(cached)
+    table = kiwi_vectors(tokens, 128, ppmi)
+    if cached:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(cached, table)
+    return table
+
+
 def probe(
-    config: dict, splits: dict, vocab: dict, seed: int, probabilities_file: Path | None = None
+    config: dict,
+    splits: dict,
+    vocab: dict,
+    seed: int,
+    probabilities_file: Path | None = None,
+    embeddings_dir: Path | None = None,
 ) -> dict:
     import keras
 
@@ -250,8 +330,14 @@ def probe(
     validation = probe_data(splits["validation"], index, 512, None, config)
     encode_seconds = time.perf_counter() - started
     test = probe_data(splits["test"], index, 512, None, config) if "test" in splits else None
-    init = ppmi_vectors(train[0].ids, len(tokens), 128, seed) if config.get("ppmi_init") else None
-    model = build_model(config, tokens, config["epochs"] * len(train[0]), init)
+    width = config.get("embedding_dim", 128)
+    init = ppmi_vectors(train[0].ids, len(tokens), width, seed) if config.get("ppmi_init") else None
+    if kiwi := config.get("kiwi_init"):
+        table = kiwi_table(tokens, init, seed, embeddings_dir)
+        columns = kiwi.get("columns", 128)  # the leading ones of each table
+        init = np.hstack([init[:, :columns], table[:, :columns]]) if kiwi.get("concat") else table
+    dim = width if init is None else init.shape[1]
+    model = build_model(config, tokens, config["epochs"] * len(train[0]), init, dim)
     epochs, scored_epochs = [], []  # scored_epochs: each epoch's P(positive) per split
     for epoch in range(config["epochs"]):
         started = time.perf_counter()
@@ -320,6 +406,9 @@ def main() -> None:
         type=Path,
         help="a folder: each config's P(positive) at its best epoch, <config>.npz, in split order",
     )
+    parser.add_argument(
+        "--embeddings", type=Path, help="a folder keeping the Kiwi tables (kiwi-seed<N>.npy)"
+    )
     parser.add_argument("configs", nargs="*", help=f"any of {', '.join(CONFIGS)} (default: all)")
     args = parser.parse_args()
     unknown = sorted(set(args.configs) - set(CONFIGS))
@@ -347,7 +436,7 @@ def main() -> None:
         print(name, flush=True)
         key = name if args.seed == SEED else f"{name}@seed{args.seed}"
         saved = args.probabilities / f"{key}.npz" if args.probabilities else None
-        measured = probe(CONFIGS[name], splits, vocab, args.seed, saved)
+        measured = probe(CONFIGS[name], splits, vocab, args.seed, saved, args.embeddings)
         results["configs"][key] = {
             **measured,
             "seed": args.seed,
