@@ -14,7 +14,8 @@ Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batche
 - `kiwi_init`: the embedding starts from the morpheme embeddings of Kiwi's own CoNg language
   model (kiwipiepy 0.24; trained by Kiwi's authors, shipped in kiwipiepy_model), rebuilt
   from Kiwi's similarity API (`kiwi_vectors`); `concat`: beside the PPMI table, `columns` of
-  each; `embedding_dim`: the embedding's width (128 unless named);
+  each; `embedding_dim`: the embedding's width (128 unless named); `projection`: a linear map
+  of the embedding to this width before the LSTM;
 - `ema`: validate with a moving average of the weights (Adam's `use_ema`, this momentum);
 - `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
   steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`.
@@ -109,6 +110,13 @@ CONFIGS = {
     "lstm_fallback_kiwicat_ema": {**LSTM, **FALLBACK, **KIWI_CAT_EMA},
     "lstm_fallback_kiwihalf_ema": {**LSTM, **FALLBACK, **KIWI_HALF_EMA},
     "lstm_fallback_ppmi256_ema": {**LSTM, **FALLBACK, **PPMI_EMA, "embedding_dim": 256},
+    "lstm_fallback_ppmi256proj_ema": {
+        **LSTM,
+        **FALLBACK,
+        **PPMI_EMA,
+        "embedding_dim": 256,
+        "projection": 128,
+    },
 }
 
 
@@ -239,6 +247,8 @@ def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim:
         if sub.get("dim", embedding_dim) != embedding_dim:
             mean = layers.Dense(embedding_dim, use_bias=False)(mean)
         x = x + mean
+    if width := config.get("projection"):  # a linear map of the embedding to this width
+        x = layers.Dense(width, use_bias=False)(x)
     if spatial := config.get("spatial_dropout"):
         x = layers.SpatialDropout1D(spatial)(x)
     dropout = config.get("dropout", 0.0)
