@@ -130,12 +130,12 @@ def unit_vectors(similarity: np.ndarray, anchors: int) -> np.ndarray:
     return similarity[:, :anchors] @ vectors[:, keep] / np.sqrt(values[keep])
 
 
-def kiwi_vectors(tokens: list[str], dim: int, fallback: np.ndarray) -> np.ndarray:
+def kiwi_vectors(tokens: list[str], dim: int, fallback: np.ndarray, anchors: int) -> np.ndarray:
     """A (len(tokens), dim) table from the morpheme embeddings of Kiwi's CoNg language model.
 
     Kiwi (kiwipiepy 0.24, model_type 'cong') exposes those embeddings only as cosine
-    similarities, so each morpheme's vector is rebuilt from its similarities to ANCHORS frequent
-    ones (unit_vectors), centred and cut to its `dim` principal components. Rows Kiwi lacks
+    similarities, so each morpheme's vector is rebuilt from its similarities to the `anchors` most
+    frequent ones (unit_vectors), centred and cut to its `dim` principal components. Rows Kiwi lacks
     (symbols, numbers, unknown words, character pieces) come from `fallback` (the PPMI table),
     mapped into the same space by least squares on the rows both have."""
     from kiwipiepy import Kiwi
@@ -143,11 +143,11 @@ def kiwi_vectors(tokens: list[str], dim: int, fallback: np.ndarray) -> np.ndarra
     kiwi = Kiwi(model_type="cong")
     morphemes = {i: _morpheme(token) for i, token in enumerate(tokens)}
     known = [i for i, m in morphemes.items() if m and _has_embedding(kiwi, m)]
-    anchors = [morphemes[i] for i in known[:ANCHORS]]
+    chosen = [morphemes[i] for i in known[:anchors]]
     similarity = np.array(
-        [[kiwi.morpheme_similarity(morphemes[i], a) for a in anchors] for i in known]
+        [[kiwi.morpheme_similarity(morphemes[i], a) for a in chosen] for i in known]
     )
-    unit = unit_vectors(similarity, len(anchors))
+    unit = unit_vectors(similarity, len(chosen))
     unit -= unit.mean(axis=0)
     _, _, components = np.linalg.svd(unit, full_matrices=False)
     table = np.zeros((len(tokens), dim))
@@ -306,12 +306,12 @@ def accuracy_and_loss(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.mean((p >= 0.5) == y)), float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def kiwi_table(tokens: list[str], ppmi: np.ndarray, seed: int, folder: Path | None):
+def kiwi_table(tokens: list[str], ppmi: np.ndarray, anchors: int, seed: int, folder: Path | None):
     """kiwi_vectors, kept in `folder` for a machine without kiwipiepy (the GPU machine)."""
     cached = folder / f"kiwi-seed{seed}.npy" if folder else None
     if cached and cached.exists():
         return np.load(cached)
-    table = kiwi_vectors(tokens, 128, ppmi)
+    table = kiwi_vectors(tokens, 128, ppmi, anchors)
     if cached:
         folder.mkdir(parents=True, exist_ok=True)
         np.save(cached, table)
@@ -343,7 +343,7 @@ def probe(
     width = config.get("embedding_dim", 128)
     init = ppmi_vectors(train[0].ids, len(tokens), width, seed) if config.get("ppmi_init") else None
     if kiwi := config.get("kiwi_init"):
-        table = kiwi_table(tokens, init, seed, embeddings_dir)
+        table = kiwi_table(tokens, init, kiwi["anchors"], seed, embeddings_dir)
         columns = kiwi.get("columns", 128)  # the leading ones of each table
         init = np.hstack([init[:, :columns], table[:, :columns]]) if kiwi.get("concat") else table
     dim = width if init is None else init.shape[1]
