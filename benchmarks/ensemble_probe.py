@@ -11,7 +11,8 @@ log-odds), so the members in params can be chosen on validation accuracy:
 --probabilities` on the same split): its `validation` and `test` arrays of P(positive), in the
 order of the split's records. `--group NAME=A+B` adds a member that is itself the ensemble of
 A and B (their mean log-odds), so that, say, two LSTMs together weigh as much as one TF-IDF model.
-Only accuracy is computed for the combinations, so a dozen members (4,095 of them) take seconds.
+Only accuracy is computed for the combinations: the 4,095 of a dozen members take under a
+minute here (with every metric of `evaluate.scores`, 8,191 ran past 20 minutes).
 """
 
 from __future__ import annotations
