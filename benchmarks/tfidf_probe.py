@@ -27,7 +27,7 @@ from pipeline.baseline import TfidfScorer, fit_tfidf_logreg
 from pipeline.io import read_jsonl
 from pipeline.models import TfidfConfig, variant_from_params
 from pipeline.params import read_section
-from pipeline.train import parse_overrides
+from pipeline.train import _tfidf_documents, parse_overrides  # as the pipeline reads them
 
 SPLITS = ("train", "validation", "test")
 SEED = 42  # the benchmark's
@@ -48,15 +48,9 @@ def probe_config(spec: str, variants: dict) -> tuple[str, TfidfConfig, dict]:
     return name, cfg, {"variant": variant, "changes": overrides}
 
 
-def documents(records: list[dict], cfg: TfidfConfig) -> list:
-    if cfg.tokenizer is None:
-        return [r["text"] for r in records]
-    return [r["tokens"][cfg.tokenizer] for r in records]
-
-
 def fit_and_score(cfg: TfidfConfig, splits: dict) -> tuple[dict, dict]:
     """(results, split -> P(positive) on validation and test)."""
-    docs = {s: documents(records, cfg) for s, records in splits.items()}
+    docs = {s: _tfidf_documents(records, cfg) for s, records in splits.items()}
     labels = {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
     started = time.perf_counter()
     exported = fit_tfidf_logreg(docs["train"], labels["train"], cfg, SEED)
