@@ -9,8 +9,10 @@ log-odds), so the members in params can be chosen on validation accuracy:
 
 `--scores NAME=FILE.npz` adds a model trained elsewhere (e.g. by `lstm_probe.py
 --probabilities` on the same split): its `validation` and `test` arrays of P(positive), in the
-order of the split's records. `--group NAME=A+B` adds a member that is itself the ensemble of
-A and B (their mean log-odds), so that, say, two LSTMs together weigh as much as one TF-IDF model.
+order of the split's records; with only such models, the run folder need hold just its
+`data/split`, and no variant is named. `--group NAME=A+B` adds a member that is itself the
+ensemble of A and B (their mean log-odds), so that, say, two LSTMs together weigh as much as one
+TF-IDF model.
 Only accuracy is computed for the combinations: the 4,095 of a dozen members take under a
 minute here (with every metric of `evaluate.scores`, 8,191 ran past 20 minutes).
 """
@@ -96,8 +98,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scores", action="append", default=[], metavar="NAME=FILE.npz")
     parser.add_argument("--group", action="append", default=[], metavar="NAME=A+B")
-    parser.add_argument("variants", nargs="+")
+    parser.add_argument("variants", nargs="*", help="the run's trained variants to score")
     args = parser.parse_args()
+    if not args.variants and not args.scores:
+        parser.error("name the run's variants, or models scored elsewhere with --scores")
 
     splits = {s: read_jsonl(args.run / "data" / "split" / f"{s}.jsonl") for s in SPLITS}
     labels = {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
