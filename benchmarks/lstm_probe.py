@@ -20,8 +20,7 @@ Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batche
 - `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
   steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`;
 - `frozen_embedding`: the embedding keeps its starting table (no gradient, no Adam state);
-  `weight_decay`: AdamW's decoupled decay of every weight; `label_smoothing`; `batch` and
-  `learning_rate` in place of the benchmark's 256 and 0.002.
+  `weight_decay`: AdamW's decoupled decay of every weight; `label_smoothing`.
 Each config trains for its `epochs` on the split of a benchmark run, and its best epoch is the
 one of lowest validation loss; `--test` also scores the run's test split at each epoch:
 
@@ -114,23 +113,8 @@ CONFIGS = {
     "lstm_fallback_kiwihalf_ema": {**LSTM, **FALLBACK, **KIWI_HALF_EMA},
     "lstm_fallback_ppmi256_ema": {**LSTM, **FALLBACK, **PPMI_EMA, "embedding_dim": 256},
     "lstm_fallback_ppmi_ema_frozen": {**LSTM, **FALLBACK, **PPMI_EMA, "frozen_embedding": True},
-    "lstm_fallback_ppmi_ema_frozen3": {
-        **LSTM,
-        **FALLBACK,
-        **PPMI_EMA,
-        "frozen_embedding": True,
-        "epochs": 3,
-    },
-    "bilstm_fallback_ppmi_ema_frozen": {**BILSTM, **FALLBACK, **PPMI_EMA, "frozen_embedding": True},
     "lstm_fallback_ppmi_ema_wd": {**LSTM, **FALLBACK, **PPMI_EMA, "weight_decay": 0.05},
     "lstm_fallback_ppmi_ema_smooth": {**LSTM, **FALLBACK, **PPMI_EMA, "label_smoothing": 0.1},
-    "lstm_fallback_ppmi_ema_b512": {
-        **LSTM,
-        **FALLBACK,
-        **PPMI_EMA,
-        "batch": 512,
-        "learning_rate": 0.003,
-    },
     "lstm_fallback_ppmi256proj_ema": {
         **LSTM,
         **FALLBACK,
@@ -287,9 +271,9 @@ def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim:
     if dropout:
         x = layers.Dropout(dropout)(x)
     model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
-    rate = config.get("learning_rate", LEARNING_RATE)
+    rate = LEARNING_RATE
     if config.get("cosine"):
-        rate = keras.optimizers.schedules.CosineDecay(rate, steps, alpha=0.05)
+        rate = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps, alpha=0.05)
     ema = {"use_ema": True, "ema_momentum": config["ema"]} if config.get("ema") else {}
     if decay := config.get("weight_decay"):
         optimizer = keras.optimizers.AdamW(rate, weight_decay=decay, **ema)
@@ -367,7 +351,7 @@ def probe(
     subwords = config.get("subwords")
     slots = subwords["slots"] if subwords else 0
     started = time.perf_counter()
-    train = probe_data(splits["train"], index, config.get("batch", BATCH), seed, config)
+    train = probe_data(splits["train"], index, BATCH, seed, config)
     validation = probe_data(splits["validation"], index, 512, None, config)
     encode_seconds = time.perf_counter() - started
     test = probe_data(splits["test"], index, 512, None, config) if "test" in splits else None
