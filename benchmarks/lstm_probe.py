@@ -20,7 +20,11 @@ Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batche
 - `layers`: stacked (Bi)LSTM layers; `cosine`: the learning rate decays along a cosine over all
   steps; `learning_rates`: one rate per epoch; `dropout`, `spatial_dropout`;
 - `frozen_embedding`: the embedding keeps its starting table (no gradient, no Adam state);
-  `weight_decay`: AdamW's decoupled decay of every weight; `label_smoothing`.
+  `weight_decay`: AdamW's decoupled decay of every weight; `label_smoothing`;
+- `pooling`: `max` (the pipeline's, the default), `maxmean` (max and mean over the time steps,
+  side by side) or `attention` (a weighted mean, the weights from a learned score per step);
+- `token_dropout`: in training, each token id becomes the OOV id with this probability (drawn
+  per epoch from the seed), so the model learns not to lean on any one word.
 Each config trains for its `epochs` on the split of a benchmark run, and its best epoch is the
 one of lowest validation loss; `--test` also scores the run's test split at each epoch:
 
@@ -47,7 +51,7 @@ import numpy as np
 
 from pipeline.embeddings import CONTEXT_POWER, SCALE, WINDOW, ppmi_vectors
 from pipeline.io import read_jsonl
-from pipeline.vocab import PIECE, encode, form_of, id_tokens, index_of
+from pipeline.vocab import OOV_ID, PAD_ID, PIECE, encode, form_of, id_tokens, index_of
 
 MAX_LENGTH, BATCH, LEARNING_RATE, SEED = 60, 256, 0.002, 42  # the benchmark's seed
 SUB_32K = {"buckets": 32768, "min_n": 1, "max_n": 3, "slots": 12}
@@ -115,6 +119,50 @@ CONFIGS = {
     "lstm_fallback_ppmi_ema_frozen": {**LSTM, **FALLBACK, **PPMI_EMA, "frozen_embedding": True},
     "lstm_fallback_ppmi_ema_wd": {**LSTM, **FALLBACK, **PPMI_EMA, "weight_decay": 0.05},
     "lstm_fallback_ppmi_ema_smooth": {**LSTM, **FALLBACK, **PPMI_EMA, "label_smoothing": 0.1},
+    "lstm_fallback_ppmi_ema_maxmean": {**LSTM, **FALLBACK, **PPMI_EMA, "pooling": "maxmean"},
+    "lstm_fallback_ppmi_ema_attention": {**LSTM, **FALLBACK, **PPMI_EMA, "pooling": "attention"},
+    "bilstm_fallback_ppmi_ema_maxmean": {**BILSTM, **FALLBACK, **PPMI_EMA, "pooling": "maxmean"},
+    "lstm_fallback_ppmi_ema_maxmean_smooth": {
+        **LSTM,
+        **FALLBACK,
+        **PPMI_EMA,
+        "pooling": "maxmean",
+        "label_smoothing": 0.1,
+    },
+    "lstm_fallback_ppmi_ema_lr3": {**LSTM, **FALLBACK, **PPMI_EMA, "learning_rates": [0.003] * 2},
+    "lstm_fallback_ppmi_ema_lr4": {**LSTM, **FALLBACK, **PPMI_EMA, "learning_rates": [0.004] * 2},
+    "lstm_fallback_ppmi_ema_lr6": {**LSTM, **FALLBACK, **PPMI_EMA, "learning_rates": [0.006] * 2},
+    "bilstm_fallback_ppmi_ema_lr3": {
+        **BILSTM,
+        **FALLBACK,
+        **PPMI_EMA,
+        "learning_rates": [0.003] * 2,
+    },
+    "bilstm_fallback_ppmi_ema_lr4": {
+        **BILSTM,
+        **FALLBACK,
+        **PPMI_EMA,
+        "learning_rates": [0.004] * 2,
+    },
+    "dropout_fallback_ppmi_ema_lr3": {
+        **DROPOUT,
+        **FALLBACK,
+        **PPMI_EMA,
+        "learning_rates": [0.003] * 3,
+    },
+    "dropout_fallback_ppmi_ema_lr4": {
+        **DROPOUT,
+        **FALLBACK,
+        **PPMI_EMA,
+        "learning_rates": [0.004] * 3,
+    },
+    "lstm_fallback_ppmi_ema_tokdrop": {
+        **LSTM,
+        **FALLBACK,
+        **PPMI_EMA,
+        "token_dropout": 0.1,
+        "epochs": 3,  # a regulariser: the third epoch may pay now
+    },
     "lstm_fallback_ppmi256proj_ema": {
         **LSTM,
         **FALLBACK,
@@ -216,10 +264,13 @@ def probe_data(records: list[dict], index: dict[str, int], batch: int, seed: int
     return batches, subs
 
 
-def epoch_batches(batches, subs, slots: int, epoch: int):
+def epoch_batches(batches, subs, slots: int, epoch: int, token_dropout: float = 0.0):
     """The pipeline's batches of `epoch` (padded by its pad_batch), with subword ids beside."""
+    rng = np.random.default_rng((batches.seed or 0, epoch, 1))  # only drawn from with dropout
     for rows in batches.rows_for_epoch(epoch):
         ids, labels = batches.batch(rows)
+        if token_dropout:
+            ids = np.where((ids != PAD_ID) & (rng.random(ids.shape) < token_dropout), OOV_ID, ids)
         inputs = {"tokens": ids}
         if subs:
             inputs["subwords"] = np.zeros((*ids.shape, slots), np.int32)
@@ -232,8 +283,6 @@ def epoch_batches(batches, subs, slots: int, epoch: int):
 def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim: int = 128):
     import keras
     from keras import layers, ops
-
-    from pipeline.models import MaskedMaxPooling
 
     token_ids = keras.Input((None,), dtype="int32", name="tokens")
     inputs, mask = [token_ids], ops.not_equal(token_ids, 0)
@@ -267,7 +316,7 @@ def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim:
     for _ in range(config.get("layers", 1)):
         lstm = layers.LSTM(config["units"], return_sequences=True, dropout=dropout)
         x = (layers.Bidirectional(lstm) if config["bidirectional"] else lstm)(x, mask=mask)
-    x = MaskedMaxPooling()(x, mask=mask)
+    x = pooled(x, mask, config.get("pooling", "max"))
     if dropout:
         x = layers.Dropout(dropout)(x)
     model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
@@ -282,6 +331,25 @@ def build_model(config, tokens: list[str], steps: int, init=None, embedding_dim:
     smoothing = config.get("label_smoothing", 0.0)
     model.compile(optimizer, keras.losses.BinaryCrossentropy(label_smoothing=smoothing))
     return model
+
+
+def pooled(x, mask, pooling: str):
+    """One vector per document from the LSTM's outputs at its non-padding steps."""
+    from keras import layers, ops
+
+    from pipeline.models import MaskedMaxPooling
+
+    if pooling == "max":
+        return MaskedMaxPooling()(x, mask=mask)
+    present = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+    if pooling == "maxmean":
+        mean = ops.sum(x * present, axis=1) / ops.maximum(ops.sum(present, axis=1), 1.0)
+        return ops.concatenate([MaskedMaxPooling()(x, mask=mask), mean], axis=-1)
+    if pooling == "attention":
+        scores = layers.Dense(1)(layers.Dense(x.shape[-1], activation="tanh")(x))
+        scores = ops.where(present > 0, scores, ops.full_like(scores, -1e9))
+        return ops.sum(x * ops.softmax(scores, axis=1), axis=1)
+    raise ValueError(f"unknown pooling {pooling!r}")
 
 
 def subword_lookup(table: np.ndarray):
@@ -368,7 +436,7 @@ def probe(
         started = time.perf_counter()
         if rates := config.get("learning_rates"):
             model.optimizer.learning_rate = rates[epoch]
-        for inputs, y in epoch_batches(*train, slots, epoch):
+        for inputs, y in epoch_batches(*train, slots, epoch, config.get("token_dropout", 0.0)):
             model.train_on_batch(inputs, y)
         seconds = time.perf_counter() - started
         trained = averaged_weights(model) if config.get("ema") else None
