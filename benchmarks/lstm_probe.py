@@ -1,7 +1,8 @@
 """Probe: do other inputs or architectures lift the LSTMs on NSMC? An experiment only.
 
-Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batches of 256, Adam
-0.002, the same per-epoch bucketed shuffle) and changes one or two things:
+Every config follows the NSMC benchmark settings (max pooling, 60 tokens, batches of 256, the
+same per-epoch bucketed shuffle; Adam at 0.002, the benchmark's rate until run 12, unless
+`learning_rates` says otherwise) and changes one or two things:
 - `subwords`: each Kiwi morpheme gets, besides its own embedding, the mean embedding of its
   form's character 1-3-grams (fastText-style, hashed into a fixed number of buckets with
   CRC-32, so a token the vocabulary lacks still gets a meaning from its spelling);
