@@ -68,6 +68,13 @@ ANCHORS = 384  # Kiwi's CoNg embeddings have 256 dimensions; more anchors than t
 KIWI_EMA = {**PPMI_EMA, "kiwi_init": {"anchors": ANCHORS}}  # PPMI only for rows Kiwi lacks
 KIWI_CAT_EMA = {**PPMI_EMA, "kiwi_init": {"anchors": ANCHORS, "concat": True}}  # 128 + 128
 KIWI_HALF_EMA = {**PPMI_EMA, "kiwi_init": {"anchors": ANCHORS, "concat": True, "columns": 64}}
+
+
+def at_rate(model: dict, rate: float) -> dict:
+    """`model` with character fallback, PPMI and the moving average, at one rate for every epoch."""
+    return {**model, **FALLBACK, **PPMI_EMA, "learning_rates": [rate] * model["epochs"]}
+
+
 CONFIGS = {
     "bilstm": BILSTM,
     "bilstm_sub32k": {**BILSTM, "subwords": SUB_32K},
@@ -130,33 +137,13 @@ CONFIGS = {
         "pooling": "maxmean",
         "label_smoothing": 0.1,
     },
-    "lstm_fallback_ppmi_ema_lr3": {**LSTM, **FALLBACK, **PPMI_EMA, "learning_rates": [0.003] * 2},
-    "lstm_fallback_ppmi_ema_lr4": {**LSTM, **FALLBACK, **PPMI_EMA, "learning_rates": [0.004] * 2},
-    "lstm_fallback_ppmi_ema_lr6": {**LSTM, **FALLBACK, **PPMI_EMA, "learning_rates": [0.006] * 2},
-    "bilstm_fallback_ppmi_ema_lr3": {
-        **BILSTM,
-        **FALLBACK,
-        **PPMI_EMA,
-        "learning_rates": [0.003] * 2,
-    },
-    "bilstm_fallback_ppmi_ema_lr4": {
-        **BILSTM,
-        **FALLBACK,
-        **PPMI_EMA,
-        "learning_rates": [0.004] * 2,
-    },
-    "dropout_fallback_ppmi_ema_lr3": {
-        **DROPOUT,
-        **FALLBACK,
-        **PPMI_EMA,
-        "learning_rates": [0.003] * 3,
-    },
-    "dropout_fallback_ppmi_ema_lr4": {
-        **DROPOUT,
-        **FALLBACK,
-        **PPMI_EMA,
-        "learning_rates": [0.004] * 3,
-    },
+    "lstm_fallback_ppmi_ema_lr3": at_rate(LSTM, 0.003),
+    "lstm_fallback_ppmi_ema_lr4": at_rate(LSTM, 0.004),
+    "lstm_fallback_ppmi_ema_lr6": at_rate(LSTM, 0.006),
+    "bilstm_fallback_ppmi_ema_lr3": at_rate(BILSTM, 0.003),
+    "bilstm_fallback_ppmi_ema_lr4": at_rate(BILSTM, 0.004),
+    "dropout_fallback_ppmi_ema_lr3": at_rate(DROPOUT, 0.003),
+    "dropout_fallback_ppmi_ema_lr4": at_rate(DROPOUT, 0.004),
     "lstm_fallback_ppmi_ema_tokdrop": {
         **LSTM,
         **FALLBACK,
@@ -342,13 +329,13 @@ def pooled(x, mask, pooling: str):
 
     if pooling == "max":
         return MaskedMaxPooling()(x, mask=mask)
-    present = ops.expand_dims(ops.cast(mask, x.dtype), -1)
-    if pooling == "maxmean":
-        mean = ops.sum(x * present, axis=1) / ops.maximum(ops.sum(present, axis=1), 1.0)
+    if pooling == "maxmean":  # the pipeline's `max` and `mean` poolings side by side
+        mean = layers.GlobalAveragePooling1D()(x, mask=mask)
         return ops.concatenate([MaskedMaxPooling()(x, mask=mask), mean], axis=-1)
     if pooling == "attention":
         scores = layers.Dense(1)(layers.Dense(x.shape[-1], activation="tanh")(x))
-        scores = ops.where(present > 0, scores, ops.full_like(scores, -1e9))
+        present = ops.expand_dims(mask, -1)
+        scores = ops.where(present, scores, ops.full_like(scores, -1e9))
         return ops.sum(x * ops.softmax(scores, axis=1), axis=1)
     raise ValueError(f"unknown pooling {pooling!r}")
 
