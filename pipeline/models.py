@@ -236,27 +236,57 @@ class BucketedBatches(keras.utils.PyDataset):
             self.batches = self.rows_for_epoch(self.epoch)
 
 
-def fit_input(batches: BucketedBatches):
-    """What `model.fit` gets. Keras fixes a PyDataset's tensor shapes from its first two batches,
-    so under TensorFlow batches of varying width need a dataset with an explicit signature."""
+def fit(
+    model: keras.Model,
+    train: BucketedBatches,
+    validation: BucketedBatches,
+    epochs: int,
+    callbacks: list,
+    verbose: int,
+) -> keras.callbacks.History:
+    """`model.fit` on bucketed batches: each epoch its own shuffle, each batch its own width."""
     if keras.backend.backend() != "tensorflow":
-        return batches
-    import itertools
+        return model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            shuffle=False,  # the batches shuffle themselves, per epoch, from their seed
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    return model.fit(
+        batch_dataset(train, epochs),
+        steps_per_epoch=len(train),  # so that each epoch goes on where the last one stopped
+        validation_data=batch_dataset(validation),
+        epochs=epochs,
+        shuffle=False,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
 
+
+def batch_dataset(batches: BucketedBatches, epochs: int = 1):
+    """The batches of `epochs` epochs, one after the other, as a TensorFlow dataset of tensors.
+
+    Not `Dataset.from_generator`: its Python generator made training twice as slow on a 2-core
+    CPU (benchmarks/fit_speed.py). And not a PyDataset: under TensorFlow, Keras fixes its tensor
+    shapes from the first two batches, while these change width from batch to batch."""
     import tensorflow as tf
 
-    # Each epoch iterates the dataset anew, which calls generate() again. The epoch number is
-    # counted here rather than kept in `batches`: tf.data may finish an old generator after
-    # the next one started, and a shared reshuffle would then change an epoch half-way.
-    epochs = itertools.count()
+    ids = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([*batches.ids, np.zeros(0, np.int32)]).astype(np.int32),
+        [len(x) for x in batches.ids],
+    )
+    labels = tf.constant(batches.labels)
+    rows = [r for epoch in range(epochs) for r in batches.rows_for_epoch(epoch)]
+    batch_rows = tf.RaggedTensor.from_row_lengths(np.concatenate(rows), [len(r) for r in rows])
 
-    def generate():
-        for rows in batches.rows_for_epoch(next(epochs)):
-            yield batches.batch(rows)
+    def padded(members):  # pad_batch in TensorFlow
+        x = tf.gather(ids, members).to_tensor()
+        width = tf.maximum(PAD_MULTIPLE, -(-tf.shape(x)[1] // PAD_MULTIPLE) * PAD_MULTIPLE)
+        return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]]), tf.gather(labels, members)
 
-    signature = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32))
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+    return tf.data.Dataset.from_tensor_slices(batch_rows).map(padded).prefetch(2)
 
 
 PAD_MULTIPLE = 8

@@ -21,7 +21,7 @@ from pipeline.models import (
     TfidfConfig,
     VariantConfig,
     build_lstm_model,
-    fit_input,
+    fit,
     variant_from_params,
 )
 from pipeline.options import input_dir, params_option, path_option
@@ -95,7 +95,6 @@ def train_variant(
 
 
 def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
-    import keras
 
     _seed_everything(settings.seed)
     tokens = id_tokens(vocab, cfg.vocab_size, cfg.char_fallback)
@@ -109,17 +108,12 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
     model = build_lstm_model(
         cfg, len(tokens), _initial_embeddings(cfg, data["train"], tokens, settings.seed)
     )
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-    )
-    # With a moving average, each epoch is validated, and the best kept, with averaged weights:
-    # the swap must come before EarlyStopping so that it records those.
-    average = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
-    fitted = model.fit(
-        fit_input(data["train"]),
-        validation_data=fit_input(data["validation"]),
-        epochs=cfg.epochs,
-        callbacks=[*average, stop, *callbacks],
+    fitted = fit(
+        model,
+        data["train"],
+        data["validation"],
+        cfg.epochs,
+        callbacks=[*lstm_callbacks(cfg), *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
@@ -133,6 +127,19 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
     }
     history = _history_rows(fitted.history)
     return Trained(meta, history, seconds, {"vocab.json": tokens}, keras_model=model)
+
+
+def lstm_callbacks(cfg: LstmConfig) -> list:
+    """Early stopping that keeps the best epoch's weights, validated with the moving average."""
+    import keras
+
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+    )
+    # With a moving average, each epoch is validated, and the best kept, with averaged weights:
+    # the swap must come before EarlyStopping so that it records those.
+    average = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
+    return [*average, stop]
 
 
 def _initial_embeddings(cfg: LstmConfig, train, tokens: list[str], seed: int):

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -6,8 +7,9 @@ from pipeline.models import (
     BucketedBatches,
     LstmConfig,
     MaskedMaxPooling,
+    batch_dataset,
     build_lstm_model,
-    fit_input,
+    fit,
     pad_batch,
     variant_from_params,
 )
@@ -169,23 +171,49 @@ def test_fit_accepts_batches_whose_width_changes_after_the_first_two():
     batches = BucketedBatches(ids, np.array([0, 1, 0, 1, 0, 1], np.float32), 2, seed=None)
     assert [batches[i][0].shape[1] for i in range(3)] == [8, 8, 16]
     model = build_lstm_model(LstmConfig(**LSTM), vocab_size=50)
-    history = model.fit(fit_input(batches), epochs=2, verbose=0)
-    assert len(history.history["loss"]) == 2
+    history = fit(model, batches, batches, epochs=2, callbacks=[], verbose=0)
+    assert len(history.history["val_loss"]) == 2
 
 
-def test_each_training_epoch_gets_its_own_deterministic_shuffle():
+def _shuffled_batches(seed=5):
     rng = np.random.default_rng(0)
-    ids = [np.arange(1, n + 1, dtype=np.int32) for n in rng.integers(1, 12, size=60)]
-    batches = BucketedBatches(ids, rng.integers(0, 2, 60).astype(np.float32), 4, seed=5)
-    epochs = [batches.rows_for_epoch(e) for e in range(3)]
-    assert not all(np.array_equal(a, b) for a, b in zip(epochs[0], epochs[1], strict=True))
-    requested = []
-    rows_for_epoch = batches.rows_for_epoch
-    batches.rows_for_epoch = lambda epoch: requested.append(epoch) or rows_for_epoch(epoch)
-    model = build_lstm_model(LstmConfig(**LSTM), vocab_size=50)
-    model.fit(fit_input(batches), epochs=3, verbose=0)
-    assert requested == [0, 1, 2]  # one shuffle per epoch, in order, whatever tf.data prefetches
-    again = BucketedBatches(ids, batches.labels, 4, seed=5)
-    assert all(
-        np.array_equal(a, b) for a, b in zip(again.rows_for_epoch(2), epochs[2], strict=True)
+    ids = [np.arange(1, n + 1, dtype=np.int32) for n in rng.integers(0, 12, size=60)]
+    return BucketedBatches(ids, rng.integers(0, 2, 60).astype(np.float32), 4, seed=seed)
+
+
+def test_the_dataset_holds_each_epochs_batches_in_order_exactly_as_pad_batch_makes_them():
+    batches = _shuffled_batches()
+    expected = [batches.batch(rows) for epoch in range(3) for rows in batches.rows_for_epoch(epoch)]
+    got = [(x.numpy(), y.numpy()) for x, y in batch_dataset(batches, epochs=3)]
+    assert len(got) == len(expected) == 3 * len(batches)
+    for (x, y), (want_x, want_y) in zip(got, expected, strict=True):
+        assert x.dtype == want_x.dtype and np.array_equal(x, want_x)  # widths included
+        assert np.array_equal(y, want_y)
+    assert not np.array_equal(expected[0][1], expected[len(batches)][1])  # epochs differ
+
+
+def test_each_epoch_of_fit_trains_on_that_epochs_own_shuffle():
+    """fit's weights equal those of a loop that feeds each epoch's batches by hand."""
+    batches = _shuffled_batches()
+    cfg = LstmConfig(**{**LSTM, "epochs": 3})
+    keras.utils.set_random_seed(1)
+    fitted = build_lstm_model(cfg, vocab_size=50)
+    fit(fitted, batches, batches, epochs=3, callbacks=[], verbose=0)
+    keras.utils.set_random_seed(1)
+    by_hand = build_lstm_model(cfg, vocab_size=50)
+    for epoch in range(3):
+        for rows in batches.rows_for_epoch(epoch):
+            by_hand.train_on_batch(*batches.batch(rows))
+    for a, b in zip(fitted.get_weights(), by_hand.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    keras.utils.set_random_seed(1)
+    one_order = build_lstm_model(cfg, vocab_size=50)  # the first epoch's order three times
+    for _ in range(3):
+        for rows in batches.rows_for_epoch(0):
+            one_order.train_on_batch(*batches.batch(rows))
+    assert not all(
+        np.allclose(a, b, rtol=1e-4, atol=1e-6)
+        for a, b in zip(fitted.get_weights(), one_order.get_weights(), strict=True)
     )
+
+

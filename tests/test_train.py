@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.io import write_json
-from pipeline.models import BucketedBatches, fit_input
+from pipeline.models import BucketedBatches, batch_dataset
 from pipeline.train import (
     TrainSettings,
     final_metrics,
@@ -71,7 +71,7 @@ def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_ini
     index = index_of(trained.files["vocab.json"])
     ids = encode([r["tokens"]["space"] for r in records[16:]], index, LSTM["max_length"])
     labels = np.array([r["label"] for r in records[16:]], dtype=np.float32)
-    validation = fit_input(BucketedBatches(ids, labels, LSTM["batch_size"], seed=None))
+    validation = batch_dataset(BucketedBatches(ids, labels, LSTM["batch_size"], seed=None))
     loss = trained.keras_model.evaluate(validation, verbose=0, return_dict=True)["loss"]
     assert loss == pytest.approx(trained.best["val_loss"], rel=1e-5)
 
