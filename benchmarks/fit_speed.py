@@ -11,6 +11,13 @@ reviews (or of their first `--steps` batches), each epoch validated on the valid
   `tf.data.Dataset.from_generator`, the pipeline's input until 2026-11-28.
 Seconds per epoch, validation included; the second epoch's are the comparable ones (the first
 also traces the graphs).
+
+What it showed (benchmarks/fit-speed.json, 2026-11-28): alone, the two inputs train the
+benchmark's LSTM equally fast (56.0 and 56.9 s for the second epoch), while the pipeline's own
+`train` command, the same model on the same split, took 202.8 s with the generator and 132.2 s
+with the tensors (benchmarks/train-probe-20261128.json). So the generator's cost shows only
+beside the rest of that process (it holds the whole split as Python objects, among others);
+which part of it was not traced.
 """
 
 from __future__ import annotations

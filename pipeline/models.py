@@ -268,9 +268,10 @@ def fit(
 def batch_dataset(batches: BucketedBatches, epochs: int = 1):
     """The batches of `epochs` epochs, one after the other, as a TensorFlow dataset of tensors.
 
-    Not `Dataset.from_generator`: its Python generator made training twice as slow on a 2-core
-    CPU (benchmarks/fit_speed.py). And not a PyDataset: under TensorFlow, Keras fixes its tensor
-    shapes from the first two batches, while these change width from batch to batch."""
+    Not `Dataset.from_generator`: with a Python generator the `train` command of the NSMC LSTM
+    ran 1.5x slower on a 2-core CPU (benchmarks/train-probe-20261128.json). And not a PyDataset:
+    under TensorFlow, Keras fixes its tensor shapes from the first two batches, while these
+    change width from batch to batch."""
     import tensorflow as tf
 
     ids = tf.RaggedTensor.from_row_lengths(

@@ -215,5 +215,3 @@ def test_each_epoch_of_fit_trains_on_that_epochs_own_shuffle():
         np.allclose(a, b, rtol=1e-4, atol=1e-6)
         for a, b in zip(fitted.get_weights(), one_order.get_weights(), strict=True)
     )
-
-
