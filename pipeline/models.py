@@ -280,7 +280,9 @@ def batch_dataset(batches: BucketedBatches, epochs: int = 1):
     )
     labels = tf.constant(batches.labels)
     rows = [r for epoch in range(epochs) for r in batches.rows_for_epoch(epoch)]
-    batch_rows = tf.RaggedTensor.from_row_lengths(np.concatenate(rows), [len(r) for r in rows])
+    batch_rows = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([*rows, np.zeros(0, np.int64)]), [len(r) for r in rows]
+    )
 
     def padded(members):  # pad_batch in TensorFlow
         x = tf.gather(ids, members).to_tensor()

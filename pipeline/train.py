@@ -95,7 +95,6 @@ def train_variant(
 
 
 def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
-
     _seed_everything(settings.seed)
     tokens = id_tokens(vocab, cfg.vocab_size, cfg.char_fallback)
     index = index_of(tokens)

@@ -192,6 +192,11 @@ def test_the_dataset_holds_each_epochs_batches_in_order_exactly_as_pad_batch_mak
     assert not np.array_equal(expected[0][1], expected[len(batches)][1])  # epochs differ
 
 
+def test_an_empty_split_makes_an_empty_dataset():
+    empty = BucketedBatches([], np.zeros(0, np.float32), 4, seed=None)
+    assert list(batch_dataset(empty)) == []
+
+
 def test_each_epoch_of_fit_trains_on_that_epochs_own_shuffle():
     """fit's weights equal those of a loop that feeds each epoch's batches by hand."""
     batches = _shuffled_batches()
