@@ -12,12 +12,13 @@ reviews (or of their first `--steps` batches), each epoch validated on the valid
 Seconds per epoch, validation included; the second epoch's are the comparable ones (the first
 also traces the graphs).
 
-What it showed (benchmarks/fit-speed.json, 2026-11-28): alone, the two inputs train the
-benchmark's LSTM equally fast (56.0 and 56.9 s for the second epoch), while the pipeline's own
-`train` command, the same model on the same split, took 202.8 s with the generator and 132.2 s
-with the tensors (benchmarks/train-probe-20261128.json). So the generator's cost shows only
-beside the rest of that process (it holds the whole split as Python objects, among others);
-which part of it was not traced.
+What it showed (2026-11-28): the two inputs train the benchmark's LSTM about equally fast here,
+alone (benchmarks/fit-speed.json: 56.0 and 56.9 s for the second epoch) and with `--hold-split`,
+the split's 145k records kept in memory as the `train` command keeps them
+(benchmarks/fit-speed-held.json: 56.6 and 59.0 s). Yet the pipeline's own `train` command, the
+same model on the same split, took 202.8 s with the generator and 132.2 s with the tensors, one
+after the other (benchmarks/train-probe-20261128.json). What else in that process slows the
+generator was not found.
 """
 
 from __future__ import annotations
@@ -110,8 +111,15 @@ def main() -> None:
     parser.add_argument("--split-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, help="batches per epoch (default: the whole split)")
+    parser.add_argument(
+        "--hold-split",
+        action="store_true",
+        help="keep the split's records in memory meanwhile, as the pipeline's train command does",
+    )
     parser.add_argument("variants", nargs="+")
     args = parser.parse_args()
+    names = ("train", "validation") if args.hold_split else ()
+    held = [read_jsonl(args.split_dir / f"{name}.jsonl") for name in names]
     results = {}
     for variant in args.variants:
         settings = benchmark_settings(variant)
@@ -124,6 +132,8 @@ def main() -> None:
         "date": date.today().isoformat(),
         "machine": machine(),
         "steps": args.steps,
+        "split_held": args.hold_split,
+        "records_held": sum(len(records) for records in held),
         "seconds_per_epoch": results,
         "speedup_epoch_2": {
             name: round(seconds["from_generator"][-1] / seconds["tensor_slices"][-1], 2)
