@@ -30,9 +30,8 @@ from datetime import date
 from pathlib import Path
 
 import keras
-import yaml
 
-from pipeline.benchmark import machine, merged
+from pipeline.benchmark import machine, merged_params
 from pipeline.io import read_jsonl
 from pipeline.models import BucketedBatches, batch_dataset, build_lstm_model
 from pipeline.train import TrainSettings, _batches, _seed_everything, lstm_callbacks, read_vocab
@@ -43,10 +42,7 @@ EPOCHS = 2
 
 
 def benchmark_settings(variant: str) -> TrainSettings:
-    params = merged(
-        yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")),
-        yaml.safe_load((ROOT / "benchmarks/nsmc-params.yaml").read_text(encoding="utf-8")),
-    )
+    params = merged_params(ROOT / "params.yaml", ROOT / "benchmarks/nsmc-params.yaml")
     return TrainSettings.from_params(params["train"], variant)
 
 

@@ -36,6 +36,14 @@ def merged(base: dict, overrides: dict) -> dict:
     return out
 
 
+def merged_params(params_file: Path, overrides_file: Path) -> dict:
+    """The params file with the benchmark's overrides merged over it."""
+    return merged(
+        yaml.safe_load(params_file.read_text(encoding="utf-8")),
+        yaml.safe_load(overrides_file.read_text(encoding="utf-8")),
+    )
+
+
 def copy_project(source: Path, dest: Path) -> None:
     """Tracked and untracked-but-not-ignored files, committed as a fresh git repository."""
     listed = subprocess.run(
@@ -178,10 +186,7 @@ def command(nsmc_dir, overrides, out_dir, device):
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     work = (out_dir / "runs" / stamp).resolve()
     copy_project(root, work)
-    params = merged(
-        yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
-        yaml.safe_load(overrides.read_text(encoding="utf-8")),
-    )
+    params = merged_params(root / "params.yaml", overrides)
     if nsmc_dir is not None:
         if not (nsmc_dir / "ratings_train.txt").is_file():
             raise PipelineError(f"{nsmc_dir} has no ratings_train.txt")

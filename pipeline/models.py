@@ -245,21 +245,17 @@ def fit(
     verbose: int,
 ) -> keras.callbacks.History:
     """`model.fit` on bucketed batches: each epoch its own shuffle, each batch its own width."""
-    if keras.backend.backend() != "tensorflow":
-        return model.fit(
-            train,
-            validation_data=validation,
-            epochs=epochs,
-            shuffle=False,  # the batches shuffle themselves, per epoch, from their seed
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+    if keras.backend.backend() == "tensorflow":
+        # one dataset for all epochs; steps_per_epoch makes each epoch go on where the last stopped
+        data, steps, checked = batch_dataset(train, epochs), len(train), batch_dataset(validation)
+    else:
+        data, steps, checked = train, None, validation
     return model.fit(
-        batch_dataset(train, epochs),
-        steps_per_epoch=len(train),  # so that each epoch goes on where the last one stopped
-        validation_data=batch_dataset(validation),
+        data,
+        steps_per_epoch=steps,
+        validation_data=checked,
         epochs=epochs,
-        shuffle=False,
+        shuffle=False,  # the batches shuffle themselves, per epoch, from their seed
         callbacks=callbacks,
         verbose=verbose,
     )
