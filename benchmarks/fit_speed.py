@@ -6,7 +6,7 @@
 Each variant of benchmarks/nsmc-params.yaml trains for two epochs of the split's training
 reviews (or of their first `--steps` batches), each epoch validated on the validation split
 (or as many of its first reviews), with the pipeline's callbacks and output, once per input:
-- `tensor_slices`: the pipeline's own (pipeline/models.py:batch_dataset);
+- `tensor_slices`: the pipeline's own (pipeline/models.py:fit and batch_dataset);
 - `from_generator`: the same batches from a Python generator through
   `tf.data.Dataset.from_generator`, the pipeline's input until 2026-11-28.
 Seconds per epoch, validation included; the second epoch's are the comparable ones (the first
@@ -33,7 +33,7 @@ import keras
 
 from pipeline.benchmark import machine, merged_params
 from pipeline.io import read_jsonl
-from pipeline.models import BucketedBatches, batch_dataset, build_lstm_model
+from pipeline.models import BucketedBatches, build_lstm_model, fit
 from pipeline.train import TrainSettings, _batches, _seed_everything, lstm_callbacks, read_vocab
 from pipeline.vocab import id_tokens, index_of
 
@@ -74,19 +74,19 @@ def epoch_seconds(settings: TrainSettings, split_dir: Path, steps: int | None, s
     _seed_everything(settings.seed)
     model = build_lstm_model(cfg, len(tokens))
     timer = EpochTimer()
-    if source == "from_generator":  # each pass over a generator's dataset is the next epoch
-        data, steps, checked = generator_dataset(train), None, generator_dataset(validation)
-    else:
-        data, steps, checked = batch_dataset(train, EPOCHS), len(train), batch_dataset(validation)
-    model.fit(
-        data,
-        steps_per_epoch=steps,
-        validation_data=checked,
-        epochs=EPOCHS,
-        shuffle=False,
-        callbacks=[*lstm_callbacks(cfg), timer],
-        verbose=2,  # the pipeline's when its output is not a terminal
-    )
+    callbacks = [*lstm_callbacks(cfg), timer]
+    verbose = 2  # the pipeline's when its output is not a terminal
+    if source == "tensor_slices":
+        fit(model, train, validation, EPOCHS, callbacks=callbacks, verbose=verbose)
+    else:  # each pass over a generator's dataset is the next epoch
+        model.fit(
+            generator_dataset(train),
+            validation_data=generator_dataset(validation),
+            epochs=EPOCHS,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     return timer.seconds
 
 

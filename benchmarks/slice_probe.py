@@ -22,12 +22,9 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from ensemble_probe import SPLITS, accuracy, member_probabilities
 
-from pipeline.evaluate import score_variant
 from pipeline.io import read_jsonl
-from pipeline.serving import Bundle
-
-SPLITS = ("validation", "test")
 
 
 def slice_masks(lengths: np.ndarray, edges: list[int]) -> dict[str, np.ndarray]:
@@ -43,10 +40,9 @@ def slice_masks(lengths: np.ndarray, edges: list[int]) -> dict[str, np.ndarray]:
 
 
 def slice_accuracy(labels: np.ndarray, probability: np.ndarray, masks: dict) -> dict:
-    """slice -> accuracy at threshold 0.5 (as `evaluate.scores`), None for an empty slice."""
-    right = (probability >= 0.5) == labels
+    """slice -> accuracy (as `evaluate.scores`), None for an empty slice."""
     return {
-        name: round(float(right[mask].mean()), 4) if mask.any() else None
+        name: accuracy(labels[mask], probability[mask]) if mask.any() else None
         for name, mask in masks.items()
     }
 
@@ -61,17 +57,17 @@ def main() -> None:
     args = parser.parse_args()
     edges = sorted(int(e) for e in args.edges.split(","))
 
-    results = {s: {} for s in SPLITS}
-    sizes = {}
-    for split in SPLITS:
-        records = read_jsonl(args.run / "data" / "split" / f"{split}.jsonl")
+    splits = {s: read_jsonl(args.run / "data" / "split" / f"{s}.jsonl") for s in SPLITS}
+    probabilities = member_probabilities(args.run, args.models, splits)
+    results, sizes = {}, {}
+    for split, records in splits.items():
         labels = np.array([r["label"] for r in records])
         masks = slice_masks(np.array([len(r["tokens"][args.tokenizer]) for r in records]), edges)
         sizes[split] = {name: int(mask.sum()) for name, mask in masks.items()}
-        for model in args.models:
-            bundle = Bundle(args.run / "models" / model, with_tokenizer=False)
-            probability = score_variant(bundle, records)[1]
-            results[split][model] = slice_accuracy(labels, probability, masks)
+        results[split] = {
+            model: slice_accuracy(labels, probabilities[model][split], masks)
+            for model in args.models
+        }
     report = {
         "date": date.today().isoformat(),
         "run": args.run.name,
