@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,8 @@ from pipeline import ensemble
 from pipeline.errors import PipelineError
 from pipeline.io import read_json, read_jsonl, write_json
 from pipeline.options import path_option
-from pipeline.tracking import EXECUTION_ENV, git_commit, repo_root
+from pipeline.project import copy_project, git_commit, repo_root
+from pipeline.tracking import EXECUTION_ENV
 
 
 def merged(base: dict, overrides: dict) -> dict:
@@ -42,35 +42,6 @@ def merged_params(params_file: Path, overrides_file: Path) -> dict:
         yaml.safe_load(params_file.read_text(encoding="utf-8")),
         yaml.safe_load(overrides_file.read_text(encoding="utf-8")),
     )
-
-
-def copy_project(source: Path, dest: Path) -> None:
-    """Tracked and untracked-but-not-ignored files, committed as a fresh git repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for name in listed:
-        if (source / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, dest / name)
-    for args in (
-        ["init", "-q"],
-        ["add", "-A"],
-        [
-            "-c",
-            "user.name=benchmark",
-            "-c",
-            "user.email=benchmark@localhost",
-            "commit",
-            "-qm",
-            "benchmark snapshot",
-        ],
-    ):
-        subprocess.run(["git", *args], cwd=dest, check=True)
 
 
 def machine() -> dict:

@@ -21,8 +21,9 @@ COMMANDS = {
 
 
 class StageGroup(click.Group):
-    """Imports a stage module only when its command runs (TensorFlow is slow to import), and
-    turns a PipelineError into a one-line message and exit code 1."""
+    """Imports a command's module (`pipeline/<name with _ for ->.py`) only when the command
+    runs (TensorFlow is slow to import), and turns a PipelineError into a one-line message and
+    exit code 1."""
 
     def list_commands(self, ctx):
         return list(COMMANDS)
@@ -34,7 +35,7 @@ class StageGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        return importlib.import_module(f"pipeline.{name}").command
+        return importlib.import_module(f"pipeline.{name.replace('-', '_')}").command
 
     def invoke(self, ctx):
         try:

@@ -41,7 +41,8 @@ def load_scorer(model: str):
         return Bundle(Path(model)).predict
     import mlflow.pyfunc
 
-    from pipeline.tracking import configure, repo_root
+    from pipeline.project import repo_root
+    from pipeline.tracking import configure
 
     configure(repo_root())
     loaded = mlflow.pyfunc.load_model(model)

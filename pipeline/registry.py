@@ -6,7 +6,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pipeline.tracking import configure, repo_root
+from pipeline.project import repo_root
+from pipeline.tracking import configure
 
 ALIAS = "champion"
 

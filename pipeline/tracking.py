@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import keras
 import mlflow
 import psutil
 
+from pipeline.project import git_commit, repo_root
 from pipeline.train import epoch_metrics
 
 EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
@@ -24,16 +24,6 @@ VARIANT_TAG = "variant"
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, treated like Ctrl-C so that the run ends as KILLED."""
-
-
-def repo_root(cwd: Path | None = None) -> Path:
-    """The project root, also from inside the temporary copies `dvc exp run --temp/--queue` use."""
-    cwd = (cwd or Path.cwd()).resolve()
-    parts = cwd.parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return cwd
 
 
 def configure(root: Path) -> None:
@@ -52,13 +42,6 @@ def experiment_id(name: str, root: Path) -> str:
     except mlflow.exceptions.MlflowException:
         # Another stage process created it first.
         return mlflow.get_experiment_by_name(name).experiment_id
-
-
-def git_commit(cwd: Path) -> str | None:
-    result = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() or None
 
 
 def execution_id() -> str:

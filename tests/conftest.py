@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline.project import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,3 +41,36 @@ def tiny_records() -> list[dict]:
             tokens = ["영화", word, f"w{i % 4}"]
             records.append({"text": " ".join(tokens), "label": label, "tokens": {"space": tokens}})
     return records
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without the caller's MLflow and DVC settings, the venv first on PATH."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "PIPELINE_EXECUTION_ID", "DVC_ROOT")
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return {**env, **extra}
+
+
+def sh(args: list[str], cwd: Path, check: bool = True, timeout: int = 900, env=None):
+    result = subprocess.run(
+        args, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def sample_repo(tmp_path_factory) -> Path:
+    """A fresh git copy of this project after one `dvc repro` on the sample data, with its own
+    mlflow.db; shared by every test module that needs trained models (E2E_REUSE=<folder> reuses
+    one made earlier)."""
+    if os.environ.get("E2E_REUSE"):
+        return Path(os.environ["E2E_REUSE"])
+    root = tmp_path_factory.mktemp("e2e") / "repo"
+    copy_project(REPO, root)
+    sh(["dvc", "repro"], root)
+    return root

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import clean_env, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -27,41 +26,9 @@ VARIANTS = ["base", "dropout", "bilstm", "notebook", "tfidf", "tfidf_nb", "tfidf
 ENSEMBLE = "ensemble"  # params evaluate.ensemble: tfidf_nb + tfidf_morph + bilstm
 
 
-def _env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "PIPELINE_EXECUTION_ID")
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def sh(args: list[str], cwd: Path, check: bool = True, timeout: int = 900):
-    result = subprocess.run(
-        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A fresh git repository holding this project's files, after one `dvc repro`."""
-    if os.environ.get("E2E_REUSE"):
-        return Path(os.environ["E2E_REUSE"])
-    root = tmp_path_factory.mktemp("e2e") / "repo"
-    listed = sh(["git", "ls-files", "-co", "--exclude-standard"], REPO).stdout.split("\n")
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    sh(["git", "init", "-q"], root)
-    sh(["git", "add", "-A"], root)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
-    sh(["dvc", "repro"], root)
-    return root
+def repo(sample_repo) -> Path:
+    return sample_repo
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +167,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(repo):
     port = _free_port()
-    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
     process = subprocess.Popen(
         [
             "mlflow",
@@ -428,7 +395,7 @@ def test_sigterm_ends_the_run_killed_and_writes_no_model(repo, client):
             str(repo / "outputs" / "killed-reports"),
         ],
         cwd=repo,
-        env={**_env(), "PIPELINE_EXECUTION_ID": "sigterm-test"},
+        env={**clean_env(), "PIPELINE_EXECUTION_ID": "sigterm-test"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

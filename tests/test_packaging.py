@@ -45,7 +45,7 @@ def test_dvc_yaml_stages_list_only_their_params():
 
 
 # Shared plumbing every stage uses; a change there is a refactoring, not a change of results.
-PLUMBING = {"errors", "io", "options", "params"}
+PLUMBING = {"errors", "io", "options", "params", "project"}
 
 
 def _pipeline_imports(module: str) -> set[str]:

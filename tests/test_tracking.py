@@ -4,21 +4,14 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from pipeline.project import repo_root
 from pipeline.tracking import (
     EXECUTION_ENV,
     execution_id,
     experiment_id,
-    repo_root,
     tracked_run,
 )
 from pipeline.train import epoch_metrics
-
-
-def test_repo_root_from_a_dvc_temporary_experiment_copy(tmp_path):
-    temp_copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12" / "sub"
-    temp_copy.mkdir(parents=True)
-    assert repo_root(temp_copy) == (tmp_path / "repo").resolve()
-    assert repo_root(tmp_path) == tmp_path.resolve()
 
 
 def test_execution_id_from_environment(monkeypatch):
