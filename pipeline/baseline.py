@@ -10,8 +10,9 @@ re-implements TfidfVectorizer.transform on that JSON.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -19,7 +20,9 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
-from pipeline.models import TfidfConfig
+from pipeline import bundle
+from pipeline.tokenizers import TokenizerConfig
+from pipeline.variants import TfidfConfig
 
 Documents = Sequence[str] | Sequence[Sequence[str]]  # texts, or token lists of a tokenizer
 
@@ -89,7 +92,7 @@ def fit_tfidf_logreg(documents: Documents, labels: np.ndarray, cfg: TfidfConfig,
 class TfidfScorer:
     """Probability of the positive class from an exported model."""
 
-    def __init__(self, exported: dict):
+    def __init__(self, exported: dict, tokenizer: dict | None = None):
         tokenized = exported.get("tokenized", False)  # absent in older bundles
         self.counter = CountVectorizer(
             **_analyzer_args(exported["analyzer"], tuple(exported["ngram_range"]), tokenized),
@@ -100,6 +103,18 @@ class TfidfScorer:
         self.idf = sparse.diags(np.asarray(exported["idf"], dtype=np.float32))
         self.coef = np.asarray(exported["coef"], dtype=np.float32)
         self.intercept = exported["intercept"]
+        # n-grams of a tokenizer's tokens ({"name", "config"} from bundle.json), or of raw text
+        self.name = tokenizer["name"] if tokenizer else None
+        self.tokenizers = {self.name: TokenizerConfig(**tokenizer["config"])} if tokenizer else {}
+
+    @classmethod
+    def from_bundle(cls, folder: Path, meta: dict) -> TfidfScorer:
+        return cls(bundle.read_part(folder, bundle.TFIDF_FILE), meta.get("tokenizer"))
+
+    def probabilities(
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> np.ndarray:
+        return self(tokens[self.name] if self.name else texts).astype(np.float32)
 
     def __call__(self, documents: Documents) -> np.ndarray:
         counts = self.counter.transform(documents)

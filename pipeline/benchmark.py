@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -16,12 +17,13 @@ from pathlib import Path
 import click
 import yaml
 
-from pipeline import ensemble
+from pipeline import bundle, ensemble
 from pipeline.errors import PipelineError
 from pipeline.io import read_json, read_jsonl, write_json
 from pipeline.options import path_option
 from pipeline.project import copy_project, git_commit, repo_root
-from pipeline.tracking import EXECUTION_ENV
+from pipeline.report import markdown_table
+from pipeline.tracking import EXECUTION_ENV, EXECUTION_TAG, VARIANT_TAG
 
 
 def merged(base: dict, overrides: dict) -> dict:
@@ -69,10 +71,10 @@ def scoring_speed(bundle_dir: Path, texts: list[str]) -> dict:
     """Texts per second through the served model's code path (tokenizer + model, no HTTP)."""
     from pipeline.serving import Bundle
 
-    bundle = Bundle(bundle_dir)
-    bundle.predict(texts[:100])
+    model = Bundle(bundle_dir)
+    model.predict(texts[:100])
     started = time.perf_counter()
-    bundle.predict(texts)
+    model.predict(texts)
     seconds = time.perf_counter() - started
     return {"scoring_texts_per_s": round(len(texts) / seconds)}
 
@@ -90,20 +92,21 @@ def tokenizer_speed(tokenizers: dict, texts: list[str]) -> dict:
     return speeds
 
 
+COLUMNS = {
+    "variant": "variant",
+    "type": "type",
+    "val_accuracy": "val acc",
+    "test_accuracy": "test acc",
+    "test_f1": "test F1",
+    "test_roc_auc": "test ROC-AUC",
+    "epochs": "epochs (best)",
+    "train_seconds": "train s",
+    "scoring_texts_per_s": "scoring texts/s",
+}
+
+
 def results_table(report: dict) -> str:
-    head = (
-        "| variant | type | val acc | test acc | test F1 | test ROC-AUC | epochs (best) "
-        "| train s | scoring texts/s |"
-    )
-    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
-    for row in report["variants"]:
-        lines.append(
-            f"| {'**' + row['variant'] + '** (champion)' if row['champion'] else row['variant']} "
-            f"| {row['type']} | {row['val_accuracy']:.4f} | {row['test_accuracy']:.4f} "
-            f"| {row['test_f1']:.4f} | {row['test_roc_auc']:.4f} "
-            f"| {_epochs(row)} | {row['train_seconds']:.0f} "
-            f"| {row['scoring_texts_per_s']:,} |"
-        )
+    rows = [[_cell(row, key) for key in COLUMNS] for row in report["variants"]]
     m = report["machine"]
     return (
         f"NSMC benchmark, {report['date']}, commit {report['commit'][:10]}, "
@@ -112,24 +115,48 @@ def results_table(report: dict) -> str:
         f"Tokenizer throughput (reviews/s): "
         + ", ".join(f"{k} {v:,}" for k, v in report["tokenizer_reviews_per_s"].items())
         + f". Test set: {report['test_size']:,} reviews.\n\n"
-        + "\n".join(lines)
-        + "\n"
+        + markdown_table(list(COLUMNS.values()), rows)
     )
 
 
-def _epochs(row: dict) -> str:
-    return "–" if row["epochs_run"] is None else f"{row['epochs_run']} ({row['best_epoch']})"
+def _cell(row: dict, key: str):
+    if key == "variant":
+        return f"**{row['variant']}** (champion)" if row["champion"] else row["variant"]
+    if key == "epochs":
+        return None if row["epochs_run"] is None else f"{row['epochs_run']} ({row['best_epoch']})"
+    if key == "train_seconds":
+        return f"{row['train_seconds']:.0f}"
+    if key == "scoring_texts_per_s":
+        return f"{row['scoring_texts_per_s']:,}"
+    return row[key]
 
 
-def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
+def training_seconds(experiment: str, execution: str) -> dict[str, float]:
+    """Per variant, the seconds its training took in this run (its MLflow run's train_seconds)."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"tags.`{EXECUTION_TAG}` = '{execution}'",
+        output_format="list",
+    )
+    return {
+        run.data.tags[VARIANT_TAG]: run.data.metrics["train_seconds"]
+        for run in runs
+        if "train_seconds" in run.data.metrics
+    }
+
+
+def collect(work: Path, speeds_texts: list[str], seconds: dict[str, float]) -> list[dict]:
     rows = read_json(work / "reports/evaluate/leaderboard.json")
     for row in rows:
         if row["type"] == ensemble.TYPE:
-            row["epochs_run"] = None
+            members = bundle.read_meta(work / "ensemble")["members"]
+            row |= {"epochs_run": None, "train_seconds": sum(seconds[m] for m in members)}
             row.update(scoring_speed(work / "ensemble", speeds_texts))
             continue
         trained = read_json(work / "reports/train" / row["variant"] / "metrics.json")
-        row["epochs_run"] = trained["epochs_run"]
+        row |= {"epochs_run": trained["epochs_run"], "train_seconds": seconds[row["variant"]]}
         row.update(scoring_speed(work / "models" / row["variant"], speeds_texts))
     return rows
 
@@ -148,10 +175,15 @@ def collect(work: Path, speeds_texts: list[str]) -> list[dict]:
     show_default=True,
     help="params.yaml overrides for the benchmark.",
 )
-@path_option("--out-dir", "Where nsmc.json, nsmc.md and the run folder go.")
+@path_option(
+    "--out-dir",
+    "Where nsmc.json, nsmc.md, the run's merged params and dvc.lock, and the run folder go.",
+)
 @click.option("--device", default="CPU", show_default=True, help="A label for the results.")
 def command(nsmc_dir, overrides, out_dir, device):
     """Run the full pipeline on NSMC in its own experiment and write a results table."""
+    from pipeline.tracking import configure
+
     root = repo_root()
     commit = git_commit(root) or "unknown"  # of the snapshot, before any later commit
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -165,9 +197,10 @@ def command(nsmc_dir, overrides, out_dir, device):
     (work / "params.yaml").write_text(
         yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
+    execution = f"nsmc-benchmark-{stamp}"
     env = {
         **os.environ,
-        EXECUTION_ENV: f"nsmc-benchmark-{stamp}",
+        EXECUTION_ENV: execution,
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI")
         or f"sqlite:///{root / 'mlflow.db'}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -177,8 +210,10 @@ def command(nsmc_dir, overrides, out_dir, device):
     repro_seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise PipelineError(f"dvc repro failed in {work}")
+    configure(root)
     test = read_jsonl(work / "data/split/test.jsonl")
     texts = [r["text"] for r in test[:5000]]
+    seconds = training_seconds(params["train"]["experiment"], execution)
     report = {
         "date": dt.date.today().isoformat(),
         "commit": commit,
@@ -189,10 +224,12 @@ def command(nsmc_dir, overrides, out_dir, device):
         "tokenizer_reviews_per_s": tokenizer_speed(
             params["tokenize"]["tokenizers"], [r["text"] for r in test[:20000]]
         ),
-        "variants": collect(work, texts),
+        "variants": collect(work, texts, seconds),
         "run_folder": str(work),
     }
     write_json(out_dir / "nsmc.json", report)
+    shutil.copyfile(work / "params.yaml", out_dir / "nsmc.params.yaml")
+    shutil.copyfile(work / "dvc.lock", out_dir / "nsmc.dvc.lock")
     table = results_table(report)
     (out_dir / "nsmc.md").write_text(table, encoding="utf-8")
     click.echo(table)

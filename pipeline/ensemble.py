@@ -1,28 +1,25 @@
 """The `ensemble` variant: the mean log-odds of other trained variants.
 
 It is built by `evaluate` from the members' scores (nothing is fitted, so its validation score
-is as honest as theirs) and stored as a bundle holding a copy of each member's bundle:
-  bundle.json            {"type": "ensemble", "members": [...]}
-  members/<variant>/     the member's own bundle, unchanged
+is as honest as theirs) and stored as a bundle holding a copy of each member's bundle
+(pipeline/bundle.py); its bundle.json is {"type": "ensemble", "members": [...]}.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import bundle
 from pipeline.errors import PipelineError
-from pipeline.io import write_json
 from pipeline.params import check_keys
+from pipeline.probability import MEMBER_EPS, sigmoid
 
 NAME = "ensemble"
 TYPE = "ensemble"
-MEMBERS_DIR = "members"
-_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -51,13 +48,30 @@ class EnsembleConfig:
 
 def combine(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     """P(positive) from the members' P(positive): the sigmoid of their mean log-odds."""
-    clipped = np.clip(np.stack(probabilities).astype(np.float64), _EPS, 1 - _EPS)
+    clipped = np.clip(np.stack(probabilities).astype(np.float64), MEMBER_EPS, 1 - MEMBER_EPS)
     mean_logit = np.mean(np.log(clipped) - np.log1p(-clipped), axis=0)
-    return (1 / (1 + np.exp(-mean_logit))).astype(np.float32)
+    return sigmoid(mean_logit).astype(np.float32)
 
 
 def write_bundle(members: dict[str, Path], folder: Path) -> None:
     """Write an ensemble bundle into the empty `folder` from the member bundle folders."""
-    for name, member in members.items():
-        shutil.copytree(member, folder / MEMBERS_DIR / name)
-    write_json(folder / "bundle.json", {"variant": NAME, "type": TYPE, "members": list(members)})
+    bundle.write_ensemble(
+        folder, {"variant": NAME, "type": TYPE, "members": list(members)}, members
+    )
+
+
+class EnsembleScorer:
+    """Scores each text with every member and combines them; each member scorer is loaded by
+    `load_member`, the served model's own loader, so the ensemble needs no list of model types.
+    """
+
+    def __init__(self, folder: Path, meta: dict, load_member: Callable[[Path], object]):
+        self.members = [load_member(bundle.member_folder(folder, m)) for m in meta["members"]]
+        self.tokenizers = {
+            name: config for member in self.members for name, config in member.tokenizers.items()
+        }
+
+    def probabilities(
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> np.ndarray:
+        return combine([member.probabilities(texts, tokens) for member in self.members])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,18 +10,35 @@ import click
 import numpy as np
 from sklearn import metrics as skm
 
-from pipeline import ensemble
+from pipeline import bundle, ensemble
 from pipeline.ensemble import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
+from pipeline.probability import labels_of, log_loss
+from pipeline.project import repo_root
+from pipeline.report import markdown_table
 from pipeline.serving import Bundle
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 LOWER_IS_BETTER = {"log_loss"}
 EVAL_SPLITS = ("validation", "test")
+SUMMARY_METRICS = ("accuracy", "f1", "roc_auc")
 CURVE_POINTS = 200
+TABLE_COLUMNS = (
+    "rank",
+    "variant",
+    "type",
+    "val_accuracy",
+    "val_f1",
+    "val_roc_auc",
+    "test_accuracy",
+    "test_f1",
+    "test_roc_auc",
+    "test_log_loss",
+    "best_epoch",
+)
 
 
 @dataclass(frozen=True)
@@ -52,25 +70,23 @@ class Verdict:
 
 
 def scores(labels: np.ndarray, probability: np.ndarray) -> dict:
-    predicted = (probability >= 0.5).astype(int)
+    predicted = labels_of(probability)
     return {
         "accuracy": float(skm.accuracy_score(labels, predicted)),
         "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
         "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
         "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
         "roc_auc": float(skm.roc_auc_score(labels, probability)),
-        "log_loss": float(
-            skm.log_loss(labels, np.clip(probability, 1e-7, 1 - 1e-7), labels=[0, 1])
-        ),
+        "log_loss": log_loss(labels, probability),
         "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
     }
 
 
-def score_variant(bundle: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
+def score_variant(model: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
     texts = [r["text"] for r in records]
-    name = bundle.tokenizer_name  # the split's stored tokens, so nothing is tokenized again
-    tokens = {name: [r["tokens"][name] for r in records]} if name else None
-    probability = bundle.probabilities(texts, tokens)
+    # the split's stored tokens, so nothing is tokenized again
+    tokens = {name: [r["tokens"][name] for r in records] for name in model.scorer.tokenizers}
+    probability = model.probabilities(texts, tokens)
     return scores(np.array([r["label"] for r in records]), probability), probability
 
 
@@ -80,16 +96,12 @@ def score_variants(
     """Per variant: metrics and P(positive) per split, and the leaderboard's training columns."""
     results, probabilities, extras = {}, {}, {}
     for variant in variants:
-        bundle = Bundle(models_dir / variant, with_tokenizer=False)  # records carry tokens
+        model = Bundle(models_dir / variant, with_tokenizer=False)  # records carry tokens
         results[variant], probabilities[variant] = {}, {}
         for name, records in splits.items():
-            results[variant][name], probabilities[variant][name] = score_variant(bundle, records)
+            results[variant][name], probabilities[variant][name] = score_variant(model, records)
         trained = read_json(runs_dir / variant / "metrics.json")
-        extras[variant] = {
-            "type": bundle.meta["type"],
-            "best_epoch": trained["best_epoch"],
-            "train_seconds": trained["train_seconds"],
-        }
+        extras[variant] = {"type": model.meta["type"], "best_epoch": trained["best_epoch"]}
     return results, probabilities, extras
 
 
@@ -101,8 +113,7 @@ def ensemble_scores(
         split: ensemble.combine([probabilities[m][split] for m in members]) for split in labels
     }
     results = {split: scores(labels[split], p) for split, p in combined.items()}
-    seconds = round(sum(extras[m]["train_seconds"] for m in members), 2)
-    return results, combined, {"type": ensemble.TYPE, "best_epoch": None, "train_seconds": seconds}
+    return results, combined, {"type": ensemble.TYPE, "best_epoch": None}
 
 
 def choose(results: dict[str, dict], cfg: EvaluateConfig) -> Verdict:
@@ -122,6 +133,8 @@ def choose(results: dict[str, dict], cfg: EvaluateConfig) -> Verdict:
 def leaderboard(
     results: dict[str, dict], extras: dict[str, dict], cfg: EvaluateConfig, verdict: Verdict
 ) -> tuple[list[dict], str]:
+    """Rows ranked by the validation metric (unrounded: the numbers MLflow's runs carry) and
+    the same as a Markdown table."""
     sign = -1 if cfg.select_by in LOWER_IS_BETTER else 1
     order = sorted(results, key=lambda v: (-sign * results[v]["validation"][cfg.select_by], v))
     rows = [
@@ -129,38 +142,27 @@ def leaderboard(
             "rank": rank,
             "variant": variant,
             **extras[variant],
-            **{f"val_{m}": round(results[variant]["validation"][m], 4) for m in METRICS},
-            **{f"test_{m}": round(results[variant]["test"][m], 4) for m in METRICS},
+            **{f"val_{m}": results[variant]["validation"][m] for m in METRICS},
+            **{f"test_{m}": results[variant]["test"][m] for m in METRICS},
             "champion": variant == verdict.champion and verdict.passed,
         }
         for rank, variant in enumerate(order, start=1)
     ]
-    columns = [
-        "rank",
-        "variant",
-        "type",
-        "val_accuracy",
-        "val_f1",
-        "val_roc_auc",
-        "test_accuracy",
-        "test_f1",
-        "test_roc_auc",
-        "test_log_loss",
-        "best_epoch",
-        "train_seconds",
+    shown = [
+        {
+            **row,
+            "variant": f"**{row['variant']}** (champion)" if row["champion"] else row["variant"],
+        }
+        for row in rows
     ]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        name = f"**{row['variant']}** (champion)" if row["champion"] else row["variant"]
-        lines.append(
-            "| " + " | ".join(name if c == "variant" else _cell(row[c]) for c in columns) + " |"
-        )
-    title = f"Variants ranked by validation {cfg.select_by}"
-    return rows, f"# {title}\n\n" + "\n".join(lines) + "\n"
+    table = markdown_table(TABLE_COLUMNS, [[row[c] for c in TABLE_COLUMNS] for row in shown])
+    return rows, f"# Variants ranked by validation {cfg.select_by}\n\n{table}"
 
 
-def _cell(value) -> str:
-    return "–" if value is None else str(value)
+def _shown(row: dict, column: str):
+    if column == "variant" and row["champion"]:
+        return f"**{row['variant']}** (champion)"
+    return row[column]
 
 
 def curve_points(labels: np.ndarray, probability: np.ndarray) -> dict[str, list[dict]]:
@@ -187,77 +189,142 @@ def variants_in(train_section: dict) -> list[str]:
 @params_option
 @input_dir("--data-dir", "Output folder of `split`.")
 @input_dir("--models-dir", "Folder holding one bundle per variant (outputs of `train`).")
-@input_dir("--runs-dir", "Folder holding <variant>/run.json and metrics.json.")
+@input_dir("--runs-dir", "Folder holding <variant>/metrics.json and history.csv.")
 @path_option("--ensemble-dir", "Where the ensemble's bundle goes (params evaluate.ensemble).")
-@path_option("--out-dir", "Where metrics.json, leaderboard.md/json, champion.json and plots/ go.")
+@path_option(
+    "--out-dir",
+    "Where summary.json, metrics.json, leaderboard.md/json, champion.json and plots/ go.",
+)
 def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
-    from pipeline import registry
-    from pipeline.tracking import ensemble_run
+    from pipeline import registry, tracking
 
     train = read_section(params_path, "train")
     variants = variants_in(train)
     cfg = EvaluateConfig.from_params(read_section(params_path, "evaluate"), variants)
-    missing = [v for v in variants if not (models_dir / v).is_dir()]
+    missing = [v for v in variants if not bundle.is_bundle(models_dir / v)]
     if missing:
         raise PipelineError(f"no trained model for variant(s) {', '.join(missing)} in {models_dir}")
+    root = repo_root()
+    tracking.configure(root)
+    experiment = tracking.experiment_id(train["experiment"], root)
+    tracking.reap_dead_runs(experiment)
+    runs = registry.variant_runs(experiment, {v: bundle.digest(models_dir / v) for v in variants})
     splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in EVAL_SPLITS}
     labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
     results, probabilities, extras = score_variants(variants, models_dir, runs_dir, splits)
-    runs = {v: read_json(runs_dir / v / "run.json") for v in variants}
     with atomic_dir(ensemble_dir) as tmp:
         if cfg.ensemble is None:
             (tmp / "NONE").write_text("params evaluate.ensemble lists no members\n")
         else:
             ensemble.write_bundle({m: models_dir / m for m in cfg.ensemble.members}, tmp)
     if cfg.ensemble is not None:
-        members = cfg.ensemble.members
-        name = ensemble.NAME
+        members, name = cfg.ensemble.members, ensemble.NAME
         results[name], probabilities[name], extras[name] = ensemble_scores(
             members, probabilities, labels, extras
         )
-        runs[name] = ensemble_run(train["experiment"], {m: runs[m] for m in members}, ensemble_dir)
+        member_runs = {m: runs[m] for m in members}
+        runs[name] = registry.log_ensemble_run(experiment, name, member_runs, ensemble_dir)
     verdict = choose(results, cfg)
     rows, markdown = leaderboard(results, extras, cfg, verdict)
     registry.log_evaluation(runs, results)
-    champion = registry.promote(
-        cfg,
-        verdict,
-        runs[verdict.champion],
-        results[verdict.champion],
-    )
+    registered = registry.promote(cfg, verdict, runs[verdict.champion], results[verdict.champion])
     with atomic_dir(out_dir) as tmp:
+        write_json(tmp / "summary.json", summary(verdict, results[verdict.champion]))
         write_json(tmp / "metrics.json", _scalar_metrics(results))
         write_json(tmp / "leaderboard.json", rows)
         (tmp / "leaderboard.md").write_text(markdown, encoding="utf-8")
-        write_json(tmp / "champion.json", champion)
-        _write_plots(tmp / "plots", labels, probabilities)
+        write_json(tmp / "champion.json", champion_record(cfg, verdict, results))
+        _write_plots(tmp / "plots", labels, probabilities, verdict.champion, runs_dir, variants)
     click.echo(markdown)
-    if verdict.passed:
-        click.echo(f"champion: {verdict.champion} -> {cfg.registered_model} v{champion['version']}")
-    else:
+    _say_what_was_registered(cfg, verdict, registered)
+
+
+def summary(verdict: Verdict, champion: dict) -> dict:
+    """The one-screen summary `dvc metrics show` reads: the champion and its key numbers."""
+    return {
+        "champion": verdict.champion,
+        "passed_gate": verdict.passed,
+        **{f"val_{m}": round(champion["validation"][m], 4) for m in SUMMARY_METRICS},
+        **{f"test_{m}": round(champion["test"][m], 4) for m in SUMMARY_METRICS},
+    }
+
+
+def champion_record(cfg: EvaluateConfig, verdict: Verdict, results: dict) -> dict:
+    """champion.json: who won and why; the registry's version and run ids live in MLflow."""
+    return {
+        "variant": verdict.champion,
+        "registered_model": cfg.registered_model,
+        "selected_by": f"validation {cfg.select_by}",
+        "passed_gate": verdict.passed,
+        "gate_failures": verdict.reasons,
+        "validation": _rounded(results[verdict.champion]["validation"]),
+        "test": _rounded(results[verdict.champion]["test"]),
+    }
+
+
+def _say_what_was_registered(cfg: EvaluateConfig, verdict: Verdict, registered: dict) -> None:
+    name = f"{cfg.registered_model}@champion"
+    version = registered["version"]
+    if not verdict.passed:
         click.secho(
             f"champion candidate {verdict.champion} failed the gate "
-            f"({'; '.join(verdict.reasons)}); the alias 'champion' of "
-            f"{cfg.registered_model} was left unchanged",
+            f"({'; '.join(verdict.reasons)}); {name} was left unchanged (version {version})",
             fg="yellow",
         )
+    elif registered["changed"]:
+        click.echo(f"champion: {verdict.champion} -> {name} is now version {registered['version']}")
+    else:
+        click.echo(
+            f"champion: {verdict.champion}, already {name} (version {registered['version']})"
+        )
+
+
+def _rounded(metrics: dict) -> dict:
+    return {m: round(metrics[m], 4) for m in METRICS}
 
 
 def _scalar_metrics(results: dict[str, dict]) -> dict:
     return {
-        variant: {split: {m: round(v[split][m], 4) for m in METRICS} for split in EVAL_SPLITS}
+        variant: {split: _rounded(v[split]) for split in EVAL_SPLITS}
         for variant, v in results.items()
     }
 
 
-def _write_plots(folder: Path, labels: dict[str, np.ndarray], probabilities: dict) -> None:
+def _write_plots(
+    folder: Path,
+    labels: dict[str, np.ndarray],
+    probabilities: dict,
+    champion: str,
+    runs_dir: Path,
+    variants: list[str],
+) -> None:
+    """One file per kind of chart, every variant in it (`dvc plots show` overlays them): the
+    validation loss per epoch, ROC and precision-recall on test; the champion's confusion."""
+    write_json(folder / "loss.json", loss_curves(runs_dir, variants))
+    curves = {"roc": [], "precision_recall": []}
     for variant, by_split in probabilities.items():
-        test = by_split["test"]
-        confusion = [
+        for kind, points in curve_points(labels["test"], by_split["test"]).items():
+            curves[kind] += [{"variant": variant, **point} for point in points]
+    for kind, rows in curves.items():
+        write_json(folder / f"{kind}.json", rows)
+    predicted = labels_of(probabilities[champion]["test"])
+    write_json(
+        folder / "confusion.json",
+        [
             {"actual": int(a), "predicted": int(p)}
-            for a, p in zip(labels["test"], test >= 0.5, strict=True)
-        ]
-        write_json(folder / "confusion" / f"{variant}.json", confusion)
-        for name, points in curve_points(labels["test"], test).items():
-            write_json(folder / name / f"{variant}.json", points)
+            for a, p in zip(labels["test"], predicted, strict=True)
+        ],
+    )
+
+
+def loss_curves(runs_dir: Path, variants: list[str]) -> list[dict]:
+    """Validation loss per epoch of every trained variant, from its history.csv."""
+    rows = []
+    for variant in variants:
+        with (runs_dir / variant / "history.csv").open(encoding="utf-8", newline="") as f:
+            rows += [
+                {"variant": variant, "epoch": int(row["epoch"]), "val_loss": float(row["val_loss"])}
+                for row in csv.DictReader(f)
+            ]
+    return rows

@@ -1,4 +1,4 @@
-"""The model family: the notebook's three LSTMs in Keras 3, and a TF-IDF baseline.
+"""The notebook's three LSTMs in Keras 3, and how they are fed and trained.
 
 Every LSTM reads right-padded token ids with id 0 as padding; the embedding masks it, so a
 batch may be padded to any length without changing the result.
@@ -6,112 +6,12 @@ batch may be padded to any length without changing the result.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import keras
 import numpy as np
 from keras import layers, ops
 
-from pipeline.errors import PipelineError
-from pipeline.params import check_keys
-
-LSTM_TYPES = ("lstm", "lstm_dropout", "bilstm")
-BASELINE_TYPES = ("tfidf_logreg",)
-POOLING = ("last", "mean", "max")
-EMBEDDING_INITS = ("random", "ppmi")
-ANALYZERS = ("char", "char_wb", "word")
-
-
-@dataclass(frozen=True)
-class LstmConfig:
-    type: str
-    tokenizer: str
-    vocab_size: int
-    char_fallback: bool  # spell out-of-vocabulary tokens with their characters (pipeline/vocab.py)
-    max_length: int
-    embedding_dim: int
-    embedding_init: str  # random | ppmi: start from the training split's co-occurrences
-    units: int
-    lstm_layers: int  # stacked (Bi)LSTM layers; every one but the last returns all time steps
-    pooling: str
-    dropout: float
-    recurrent_dropout: float
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    ema_momentum: float  # > 0: validate and keep the moving average of the weights (0: off)
-    patience: int
-
-
-@dataclass(frozen=True)
-class TfidfConfig:
-    type: str
-    tokenizer: str | None  # None: n-grams of the raw text; a name: word n-grams of its tokens
-    analyzer: str
-    ngram_min: int
-    ngram_max: int
-    min_df: int
-    max_features: int
-    sublinear_tf: bool
-    nb_scaling: bool  # scale each n-gram by its naive Bayes log-count ratio (NBSVM-style)
-    C: float
-
-
-VariantConfig = LstmConfig | TfidfConfig
-
-
-def variant_from_params(name: str, section: dict) -> VariantConfig:
-    kind = section.get("type")
-    if kind in LSTM_TYPES:
-        cls = LstmConfig
-    elif kind in BASELINE_TYPES:
-        cls = TfidfConfig
-    else:
-        raise PipelineError(
-            f"variant {name!r}: unknown type {kind!r}; "
-            f"choose one of {', '.join(LSTM_TYPES + BASELINE_TYPES)}"
-        )
-    fields = set(cls.__dataclass_fields__)
-    check_keys(f"train.variants.{name}", section, fields)
-    missing = sorted(fields - set(section))
-    if missing:
-        raise PipelineError(f"variant {name!r} ({kind}) lacks setting(s): {', '.join(missing)}")
-    cfg = cls(**section)
-    if isinstance(cfg, LstmConfig):
-        _check_lstm(name, cfg)
-    else:
-        _check_tfidf(name, cfg)
-    return cfg
-
-
-def _check_lstm(name: str, cfg: LstmConfig) -> None:
-    if cfg.pooling not in POOLING:
-        raise PipelineError(f"variant {name!r}: pooling must be one of {', '.join(POOLING)}")
-    if not isinstance(cfg.lstm_layers, int) or cfg.lstm_layers < 1:
-        raise PipelineError(f"variant {name!r}: lstm_layers must be a whole number, at least 1")
-    if cfg.embedding_init not in EMBEDDING_INITS:
-        raise PipelineError(
-            f"variant {name!r}: embedding_init must be one of {', '.join(EMBEDDING_INITS)}"
-        )
-    momentum = cfg.ema_momentum
-    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
-        raise PipelineError(f"variant {name!r}: ema_momentum must be a number in [0, 1), 0 for off")
-
-
-def _check_tfidf(name: str, cfg: TfidfConfig) -> None:
-    if not isinstance(cfg.nb_scaling, bool):
-        raise PipelineError(f"variant {name!r}: nb_scaling must be true or false")
-    if cfg.analyzer not in ANALYZERS:
-        raise PipelineError(f"variant {name!r}: analyzer must be one of {', '.join(ANALYZERS)}")
-    if cfg.tokenizer is not None and cfg.analyzer != "word":
-        raise PipelineError(
-            f"variant {name!r}: with tokenizer {cfg.tokenizer!r} the analyzer must be 'word' "
-            f"(n-grams of its tokens), not {cfg.analyzer!r}"
-        )
-
-
-def config_dict(cfg: VariantConfig) -> dict:
-    return asdict(cfg)
+from pipeline.variants import LstmConfig
+from pipeline.vocab import PAD_MULTIPLE, pad_batch
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -132,6 +32,46 @@ class MaskedMaxPooling(layers.Layer):
 
 
 CUSTOM_OBJECTS = {"pipeline>MaskedMaxPooling": MaskedMaxPooling}
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights, same batches, same result (TensorFlow's deterministic ops)."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def epoch_metrics(logs: dict) -> dict[str, float]:
+    """Keras' epoch logs as the pipeline names them: train_/val_ loss and accuracy."""
+    return {
+        (name if name.startswith("val_") else f"train_{name}"): float(value)
+        for name, value in logs.items()
+        if name.removeprefix("val_") in ("loss", "accuracy")
+    }
+
+
+class EpochReport(keras.callbacks.Callback):
+    """Calls `report(metrics, epoch)` as each epoch ends, epochs counted from 1."""
+
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.report(epoch_metrics(logs or {}), epoch + 1)
+
+
+def lstm_callbacks(cfg: LstmConfig) -> list:
+    """Early stopping that keeps the best epoch's weights, validated with the moving average."""
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+    )
+    # With a moving average, each epoch is validated, and the best kept, with averaged weights:
+    # the swap must come before EarlyStopping so that it records those.
+    average = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
+    return [*average, stop]
 
 
 def _recurrent(cfg: LstmConfig) -> list[layers.Layer]:
@@ -286,17 +226,3 @@ def batch_dataset(batches: BucketedBatches, epochs: int = 1):
         return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]]), tf.gather(labels, members)
 
     return tf.data.Dataset.from_tensor_slices(batch_rows).map(padded).prefetch(2)
-
-
-PAD_MULTIPLE = 8
-
-
-def pad_batch(ids: list[np.ndarray]) -> np.ndarray:
-    """Right-pad to the longest member, rounded up to a multiple of 8 so that compiled training
-    and inference functions see a handful of shapes instead of one per length."""
-    longest = max(len(x) for x in ids)
-    width = max(PAD_MULTIPLE, -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE)
-    out = np.zeros((len(ids), width), dtype=np.int32)
-    for row, x in enumerate(ids):
-        out[row, : len(x)] = x
-    return out

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
 from pipeline.options import path_option
@@ -35,7 +36,7 @@ def read_texts(path: Path, column: str) -> list[str]:
 
 def load_scorer(model: str):
     """A bundle folder loads directly; anything else is an MLflow model URI."""
-    if Path(model).is_dir() and (Path(model) / "bundle.json").is_file():
+    if bundle.is_bundle(Path(model)):
         from pipeline.serving import Bundle
 
         return Bundle(Path(model)).predict

@@ -14,8 +14,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
-from pipeline.tokenize import TOKENIZERS_FILE
-from pipeline.tokenizers import TokenizerConfig
+from pipeline.tokenizers import TOKENIZERS_FILE, TokenizerConfig
 from pipeline.vocab import build_pieces, build_vocab
 
 SPLITS = ("train", "validation", "test")

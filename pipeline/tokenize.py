@@ -12,10 +12,9 @@ from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_jsonl, write_json, write_jsonl
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
-from pipeline.tokenizers import Tokenizer, TokenizerConfig, make_tokenizer
+from pipeline.tokenizers import TOKENIZERS_FILE, Tokenizer, TokenizerConfig, make_tokenizer
 
 CHUNK = 2000
-TOKENIZERS_FILE = "tokenizers.json"
 
 
 def configs_from_params(section: dict) -> dict[str, TokenizerConfig]:

@@ -13,6 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.params import check_keys
 
 METHODS = ("kiwi", "whitespace")
+TOKENIZERS_FILE = "tokenizers.json"  # every tokenizer's settings, beside its tokens
 
 # The characters Keras' old Tokenizer removed by default; the notebook relied on them.
 _KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")

@@ -1,29 +1,50 @@
-"""MLflow plumbing for the command layer: where runs go, how they end, what they are tagged with."""
+"""MLflow plumbing for the command layer: where runs go, what they carry, how they end.
+
+The store: `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`, unless
+MLFLOW_TRACKING_URI names another (a tracking server keeps its own artifact store). The root
+comes from DVC_ROOT inside a stage, so `dvc exp run --temp/--queue` logs into the user's
+repository, not into DVC's temporary copy.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
+import threading
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import keras
 import mlflow
 import psutil
+from mlflow import MlflowClient
 
-from pipeline.project import git_commit, repo_root
-from pipeline.train import epoch_metrics
+from pipeline import bundle
+from pipeline.errors import PipelineError
+from pipeline.project import git_commit
 
 EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
 EXECUTION_TAG = "pipeline.execution_id"
 VARIANT_TAG = "variant"
+DATA_DIGEST_TAG = "data.digest"
+MODEL_DIGEST_TAG = "model.digest"  # pipeline/bundle.py digest() of the model the run trained
+HOST_TAG, PID_TAG, STARTED_TAG = "pipeline.host", "pipeline.pid", "pipeline.process_started"
+DVC_EXP_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
+# The MLflow UI opens an experiment of this kind on its runs list, not the GenAI overview.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+DEFAULT_EXPERIMENT_ID = "0"
+WATCH_SECONDS = 0.5
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, treated like Ctrl-C so that the run ends as KILLED."""
+    """SIGTERM, or the end of the `dvc` process that started us: the run ends KILLED."""
+
+
+def store_is_local() -> bool:
+    return mlflow.get_tracking_uri().split(":", 1)[0] in ("sqlite", "file")
 
 
 def configure(root: Path) -> None:
@@ -33,40 +54,96 @@ def configure(root: Path) -> None:
 
 
 def experiment_id(name: str, root: Path) -> str:
+    """The experiment's id, created on first use with its artifacts under the repo root (a
+    server chooses its own artifact store)."""
     existing = mlflow.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    location = None if os.environ.get("MLFLOW_TRACKING_URI") else (root / "mlartifacts").as_uri()
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:
-        # Another stage process created it first.
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if existing is None:
+        location = (root / "mlartifacts").as_uri() if store_is_local() else None
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # made by another stage
+            mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+        existing = mlflow.get_experiment_by_name(name)
+    if existing.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        MlflowClient().set_experiment_tag(existing.experiment_id, *EXPERIMENT_KIND)
+    return existing.experiment_id
 
 
 def execution_id() -> str:
     """One id for all stages of one `dvc repro`: the env var, else derived from the dvc process."""
     if os.environ.get(EXECUTION_ENV):
         return os.environ[EXECUTION_ENV]
-    for process in psutil.Process().parents():
-        with contextlib.suppress(psutil.Error):
-            if any(Path(arg).name == "dvc" for arg in process.cmdline()[:3]):
-                return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{process.pid}:{process.create_time()}"))
+    dvc = dvc_process()
+    if dvc is not None:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{dvc.pid}:{dvc.create_time()}"))
     return str(uuid.uuid4())
 
 
-@contextlib.contextmanager
-def tracked_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
-    """A run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C or SIGTERM."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    # Under `mlflow run`, MLFLOW_RUN_ID names the run that project run created: log into it.
-    resumed = os.environ.get("MLFLOW_RUN_ID")
-    run = mlflow.start_run(
-        run_id=resumed or None,
-        experiment_id=None if resumed else experiment,
-        run_name=None if resumed else run_name,
-        tags={**tags, "mlflow.runName": run_name} if resumed else tags,
+def dvc_process() -> psutil.Process | None:
+    """The `dvc` process this command runs under, if any."""
+    for process in psutil.Process().parents():
+        with contextlib.suppress(psutil.Error):
+            if any(Path(arg).name == "dvc" for arg in process.cmdline()[:3]):
+                return process
+    return None
+
+
+def run_name(variant: str) -> str:
+    """The variant, and under `dvc exp run` the DVC experiment's name: `bilstm@exp-1a2b3`."""
+    exp = os.environ.get("DVC_EXP_NAME")
+    return f"{variant}@{exp}" if exp else variant
+
+
+def run_tags(variant: str, data_digest: str) -> dict[str, str]:
+    """Tags every run carries: variant, the `dvc repro` it belongs to, data, commit, the DVC
+    experiment (under `dvc exp run`), and the process that owns it (to find it if it dies)."""
+    me = psutil.Process()
+    tags = {
+        VARIANT_TAG: variant,
+        EXECUTION_TAG: execution_id(),
+        DATA_DIGEST_TAG: data_digest,
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(me.pid),
+        STARTED_TAG: repr(me.create_time()),
+    }
+    tags |= {tag: os.environ[env] for env, tag in DVC_EXP_TAGS.items() if os.environ.get(env)}
+    commit = git_commit(Path.cwd())
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def reap_dead_runs(experiment: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of this host whose process is gone (kill -9, power loss);
+    runs started elsewhere are left alone. Returns their ids."""
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment],
+        f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
     )
+    reaped = []
+    for run in running:
+        if not _process_alive(run.data.tags.get(PID_TAG), run.data.tags.get(STARTED_TAG)):
+            client.set_tag(run.info.run_id, "pipeline.end_reason", "its process was gone")
+            client.set_terminated(run.info.run_id, "KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
+def _process_alive(pid: str | None, started: str | None) -> bool:
+    if not pid or not started:
+        return True  # not ours to judge
+    try:
+        return repr(psutil.Process(int(pid)).create_time()) == started
+    except psutil.NoSuchProcess:
+        return False
+
+
+@contextlib.contextmanager
+def tracked_run(experiment: str, name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+    """A run that ends FINISHED, FAILED on an exception, or KILLED on Ctrl-C, SIGTERM, or when
+    the `dvc` process that started this command goes away (`dvc repro` killed)."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    watch = _watch(dvc_process())
+    run = _start_run(experiment, name, tags)
     try:
         yield run
     except KeyboardInterrupt:
@@ -78,18 +155,43 @@ def tracked_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterato
     else:
         mlflow.end_run("FINISHED")
     finally:
+        watch.set()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _start_run(experiment: str, name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
+    """Under `mlflow run`, MLFLOW_RUN_ID names the run the project run created: log into it,
+    unless it sits in MLflow's Default experiment (no --experiment-name given), where the
+    project's own experiment is the better home."""
+    resumed = os.environ.pop("MLFLOW_RUN_ID", None)
+    if resumed and MlflowClient().get_run(resumed).info.experiment_id != DEFAULT_EXPERIMENT_ID:
+        return mlflow.start_run(run_id=resumed, tags={**tags, "mlflow.runName": name})
+    run = mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags)
+    if resumed:
+        MlflowClient().set_tag(resumed, "pipeline.logged_to_run", run.info.run_id)
+    return run
 
 
 def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-class EpochLogger(keras.callbacks.Callback):
-    """Per-epoch train and validation loss and accuracy into the active run, step = epoch."""
+def _watch(parent: psutil.Process | None) -> threading.Event:
+    """Send ourselves SIGTERM once `parent` has ended; set the returned event to stop watching.
 
-    def on_epoch_end(self, epoch, logs=None):
-        mlflow.log_metrics(epoch_metrics(logs or {}), step=epoch + 1)
+    DVC does not pass SIGTERM on to the stage it runs: without this, a killed `dvc repro`
+    leaves its training process running, writing outputs after DVC has returned."""
+    stop = threading.Event()
+
+    def watch():
+        while not stop.wait(WATCH_SECONDS):
+            if not parent.is_running():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    if parent is not None:
+        threading.Thread(target=watch, name="watch-dvc", daemon=True).start()
+    return stop
 
 
 def requirements() -> list[str]:
@@ -111,14 +213,52 @@ def requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
+def log_pyfunc(bundle_dir: Path):
+    """Log a bundle as the run's `model`: a pyfunc model from code (no pickle)."""
+    import pipeline
+    from pipeline.pyfunc import INPUT_EXAMPLE, SIGNATURE
+
+    package = Path(pipeline.__file__).parent
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(package / "pyfunc_entry.py"),
+        artifacts={"bundle": str(bundle_dir)},
+        code_paths=[str(package)],
+        signature=SIGNATURE,
+        input_example=INPUT_EXAMPLE,
+        pip_requirements=requirements(),
+    )
+
+
+def find_variant_run(experiment: str, variant: str, model_digest: str) -> mlflow.entities.Run:
+    """The newest finished run of `variant` that trained exactly this model."""
+    runs = MlflowClient().search_runs(
+        [experiment],
+        f"tags.{VARIANT_TAG} = '{variant}' and tags.`{MODEL_DIGEST_TAG}` = '{model_digest}' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise PipelineError(
+            f"no finished MLflow run of variant {variant!r} that trained the model now in its "
+            f"output folder, in {mlflow.get_tracking_uri()}; point MLFLOW_TRACKING_URI at the "
+            f"store that trained it, or retrain it: dvc repro --force train@{variant}"
+        )
+    return runs[0]
+
+
+def logged_model_uri(run: mlflow.entities.Run) -> str:
+    models = MlflowClient().search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    if not models:
+        raise PipelineError(f"MLflow run {run.info.run_id} has no logged model")
+    return f"models:/{models[0].model_id}"
+
+
 class VariantLogger:
-    """Everything one training run logs besides the per-epoch curves."""
-
-    def __init__(self, settings):
-        self.settings = settings
-
-    def callbacks(self) -> list:
-        return [EpochLogger()]
+    """What one training run logs besides its params: data, epochs, the model."""
 
     def log_inputs(
         self, splits: dict[str, list[dict]], data_dir: Path, digests: dict[str, str]
@@ -142,92 +282,45 @@ class VariantLogger:
                 )
                 mlflow.log_input(dataset, context="training" if name == "train" else name)
 
-    def log_result(self, trained, metrics: dict, model_dir: Path) -> dict:
+    @staticmethod
+    def log_epoch(row: dict[str, float], epoch: int) -> None:
+        """One epoch's train/validation loss and accuracy under `epoch/<name>`, step = epoch:
+        curves of their own, apart from the summary metrics `evaluate` logs (val_accuracy...)."""
+        mlflow.log_metrics({f"epoch/{name}": value for name, value in row.items()}, step=epoch)
+
+    def log_result(self, trained, model_dir: Path, model_digest: str):
+        """Summary of training, the figure, the model summary and Keras file, the pyfunc model."""
         from pipeline.plots import learning_curves_figure
 
-        mlflow.log_metrics({k: metrics[k] for k in ("train_seconds", "best_epoch", "epochs_run")})
+        mlflow.log_metrics(
+            {
+                "train_seconds": round(trained.seconds, 2),
+                "best_epoch": trained.best["epoch"],
+                "epochs_run": len(trained.history),
+            }
+        )
+        mlflow.set_tag(MODEL_DIGEST_TAG, model_digest)
         if "vocab_size" in trained.meta:
             mlflow.log_param("vocab_size_actual", trained.meta["vocab_size"])
         mlflow.log_figure(
-            learning_curves_figure(trained.history, self.settings.variant), "learning_curves.png"
+            learning_curves_figure(trained.history, trained.meta["variant"]), "learning_curves.png"
         )
-        if trained.keras_model is None:  # Keras variants logged their epochs as they went
-            for row in trained.history:
-                curves = {name: value for name, value in row.items() if name != "epoch"}
-                mlflow.log_metrics(curves, step=row["epoch"])
-        else:
-            from pipeline.train import model_summary
-
-            mlflow.log_text(model_summary(trained.keras_model), "model_summary.txt")
-            mlflow.log_artifact(str(model_dir / "model.keras"), "keras")
-        return run_record(mlflow.active_run(), log_pyfunc(model_dir))
-
-
-def log_pyfunc(bundle_dir: Path):
-    import pipeline
-    from pipeline.pyfunc import INPUT_EXAMPLE, SIGNATURE
-
-    package = Path(pipeline.__file__).parent
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(package / "pyfunc_entry.py"),
-        artifacts={"bundle": str(bundle_dir)},
-        code_paths=[str(package)],
-        signature=SIGNATURE,
-        input_example=INPUT_EXAMPLE,
-        pip_requirements=requirements(),
-    )
-
-
-def run_record(run: mlflow.ActiveRun, model_info) -> dict:
-    """What `evaluate` needs of a variant's run (its run.json): ids and the logged model."""
-    return {
-        "run_id": run.info.run_id,
-        "experiment_id": run.info.experiment_id,
-        "model_id": model_info.model_id,
-        "model_uri": model_info.model_uri,
-    }
-
-
-def run_tags(variant: str, data_digest: str) -> dict[str, str]:
-    """Tags every variant's run carries: its name, the `dvc repro` it belongs to, data, commit."""
-    tags = {VARIANT_TAG: variant, EXECUTION_TAG: execution_id(), "data.digest": data_digest}
-    commit = git_commit(Path.cwd())
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    return tags
+        if trained.summary is not None:
+            mlflow.log_text(trained.summary, "model_summary.txt")
+        if (model_dir / bundle.KERAS_FILE).is_file():
+            mlflow.log_artifact(str(model_dir / bundle.KERAS_FILE), "keras")
+        return log_pyfunc(model_dir)
 
 
 @contextlib.contextmanager
-def variant_run(settings, data_source: str, digests: dict[str, str]) -> Iterator[VariantLogger]:
-    """The MLflow run of one variant: params and tags logged up front, status set at the end."""
-    from pipeline.models import config_dict
-
-    root = repo_root()
+def variant_run(
+    experiment_name: str, root: Path, name: str, tags: dict[str, str], params: dict
+) -> Iterator[VariantLogger]:
+    """The MLflow run of one variant, params logged up front; first, runs of this host whose
+    process died are marked KILLED."""
     configure(root)
-    experiment = experiment_id(settings.experiment, root)
-    with tracked_run(
-        experiment, settings.variant, run_tags(settings.variant, digests["train"][:16])
-    ):
-        mlflow.log_params(
-            {**config_dict(settings.config), "seed": settings.seed, "data_source": data_source}
-        )
-        yield VariantLogger(settings)
-
-
-def ensemble_run(experiment: str, member_runs: dict[str, dict], bundle_dir: Path) -> dict:
-    """Log the ensemble like a trained variant (params, tags, pyfunc model); its run.json dict."""
-    from pipeline.ensemble import NAME, TYPE
-
-    root = repo_root()
-    configure(root)
-    first = mlflow.MlflowClient().get_run(next(iter(member_runs.values()))["run_id"])
-    tags = {
-        **run_tags(NAME, first.data.tags.get("data.digest", "")),
-        "member_run_ids": ",".join(run["run_id"] for run in member_runs.values()),
-    }
-    with tracked_run(experiment_id(experiment, root), NAME, tags) as run:
-        mlflow.log_params(
-            {"type": TYPE, "members": ",".join(member_runs), "combination": "mean log-odds"}
-        )
-        return run_record(run, log_pyfunc(bundle_dir))
+    experiment = experiment_id(experiment_name, root)
+    reap_dead_runs(experiment)
+    with tracked_run(experiment, name, tags):
+        mlflow.log_params(params)
+        yield VariantLogger()

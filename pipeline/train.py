@@ -6,7 +6,7 @@ import csv
 import io
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,23 +14,26 @@ import click
 import numpy as np
 import yaml
 
+from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, atomic_file, read_json, read_jsonl, sha256_file, write_json
-from pipeline.models import (
+from pipeline.options import input_dir, params_option, path_option
+from pipeline.params import check_keys, read_section
+from pipeline.probability import labels_of, log_loss
+from pipeline.project import repo_root
+from pipeline.tokenizers import TokenizerConfig
+from pipeline.variants import (
     LstmConfig,
     TfidfConfig,
     VariantConfig,
-    build_lstm_model,
-    fit,
+    config_dict,
     variant_from_params,
+    with_defaults,
 )
-from pipeline.options import input_dir, params_option, path_option
-from pipeline.params import check_keys, read_section
-from pipeline.serving import BUNDLE_FILE
-from pipeline.tokenizers import TokenizerConfig
 from pipeline.vocab import encode, id_tokens, index_of
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+EpochHook = Callable[[dict[str, float], int], None]  # (train_/val_ loss and accuracy, epoch)
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,15 @@ class TrainSettings:
 
     @classmethod
     def from_params(cls, section: dict, variant: str, overrides: str = "") -> TrainSettings:
-        check_keys("train", section, {"experiment", "seed", "variants"})
+        check_keys("train", section, {"experiment", "seed", "defaults", "variants"})
         variants = section["variants"] or {}
         if variant not in variants:
             raise PipelineError(
                 f"unknown variant {variant!r}; params 'train.variants' defines "
                 f"{', '.join(variants) or 'none'}"
             )
-        config = {**variants[variant], **parse_overrides(overrides)}
+        own = {**variants[variant], **parse_overrides(overrides)}
+        config = with_defaults(own, section.get("defaults"))
         return cls(
             section["experiment"], section["seed"], variant, variant_from_params(variant, config)
         )
@@ -73,34 +77,51 @@ class Trained:
     meta: dict
     history: list[dict]
     seconds: float
-    files: dict[str, object] = field(default_factory=dict)
+    parts: dict[str, object] = field(default_factory=dict)
     keras_model: object = None
 
     @property
     def best(self) -> dict:
         return min(self.history, key=lambda row: row["val_loss"])
 
+    @property
+    def summary(self) -> str | None:
+        """Keras' layer-by-layer summary of an LSTM; None for other models."""
+        if self.keras_model is None:
+            return None
+        buffer = io.StringIO()
+        self.keras_model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"))
+        return buffer.getvalue()
+
 
 def train_variant(
     settings: TrainSettings,
     splits: dict[str, list[dict]],
     vocab: dict | None,
-    callbacks: Sequence = (),
+    on_epoch: EpochHook | None = None,
 ) -> Trained:
-    """Fit the variant on `splits['train']`, validating on `splits['validation']` each epoch."""
+    """Fit the variant on `splits['train']`, validating on `splits['validation']` each epoch;
+    `on_epoch` hears of every epoch as it ends."""
     cfg = settings.config
     if isinstance(cfg, TfidfConfig):
-        return _train_tfidf(settings, cfg, splits, vocab)
-    return _train_lstm(settings, cfg, splits, vocab, callbacks)
+        trained = train_tfidf(settings, cfg, splits, vocab)
+        for row in trained.history if on_epoch else []:
+            on_epoch(epoch_values(row), row["epoch"])
+        return trained
+    return train_lstm(settings, cfg, splits, vocab, on_epoch)
 
 
-def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
-    _seed_everything(settings.seed)
+def train_lstm(settings, cfg: LstmConfig, splits, vocab, on_epoch: EpochHook | None) -> Trained:
+    from pipeline.models import EpochReport, build_lstm_model, fit, lstm_callbacks, seed_everything
+
+    seed_everything(settings.seed)
     tokens = id_tokens(vocab, cfg.vocab_size, cfg.char_fallback)
     index = index_of(tokens)
     tagged = TokenizerConfig(**vocab["tokenizer"]).tags
     data = {
-        name: _batches(records, cfg, index, tagged, seed=settings.seed if name == "train" else None)
+        name: batches_of(
+            records, cfg, index, tagged, seed=settings.seed if name == "train" else None
+        )
         for name, records in splits.items()
     }
     started = time.perf_counter()
@@ -112,7 +133,7 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
         data["train"],
         data["validation"],
         cfg.epochs,
-        callbacks=[*lstm_callbacks(cfg), *callbacks],
+        callbacks=[*lstm_callbacks(cfg), *([EpochReport(on_epoch)] if on_epoch else [])],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
@@ -125,20 +146,7 @@ def _train_lstm(settings, cfg: LstmConfig, splits, vocab, callbacks) -> Trained:
         "vocab_size": len(tokens),
     }
     history = _history_rows(fitted.history)
-    return Trained(meta, history, seconds, {"vocab.json": tokens}, keras_model=model)
-
-
-def lstm_callbacks(cfg: LstmConfig) -> list:
-    """Early stopping that keeps the best epoch's weights, validated with the moving average."""
-    import keras
-
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-    )
-    # With a moving average, each epoch is validated, and the best kept, with averaged weights:
-    # the swap must come before EarlyStopping so that it records those.
-    average = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
-    return [*average, stop]
+    return Trained(meta, history, seconds, {bundle.VOCAB_FILE: tokens}, keras_model=model)
 
 
 def _initial_embeddings(cfg: LstmConfig, train, tokens: list[str], seed: int):
@@ -150,7 +158,8 @@ def _initial_embeddings(cfg: LstmConfig, train, tokens: list[str], seed: int):
     return ppmi_vectors(train.ids, len(tokens), cfg.embedding_dim, seed)
 
 
-def _batches(records, cfg: LstmConfig, index, tagged: bool, seed):
+def batches_of(records: list[dict], cfg: LstmConfig, index: dict, tagged: bool, seed: int | None):
+    """A split's token ids and labels in the bucketed batches an LSTM trains on."""
     from pipeline.models import BucketedBatches
 
     documents = [r["tokens"][cfg.tokenizer] for r in records]
@@ -159,11 +168,11 @@ def _batches(records, cfg: LstmConfig, index, tagged: bool, seed):
     return BucketedBatches(ids, labels, cfg.batch_size, seed)
 
 
-def _train_tfidf(settings, cfg: TfidfConfig, splits, vocab) -> Trained:
+def train_tfidf(settings, cfg: TfidfConfig, splits, vocab) -> Trained:
     from pipeline.baseline import TfidfScorer, fit_tfidf_logreg
 
     started = time.perf_counter()
-    documents = {name: _tfidf_documents(records, cfg) for name, records in splits.items()}
+    documents = {name: tfidf_documents(records, cfg) for name, records in splits.items()}
     labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
     exported = fit_tfidf_logreg(documents["train"], labels["train"], cfg, settings.seed)
     seconds = time.perf_counter() - started
@@ -171,49 +180,33 @@ def _train_tfidf(settings, cfg: TfidfConfig, splits, vocab) -> Trained:
     row = {"epoch": 1}
     for name, prefix in (("train", "train_"), ("validation", "val_")):
         p = scorer(documents[name])
-        row[f"{prefix}loss"] = _log_loss(labels[name], p)
-        row[f"{prefix}accuracy"] = float(np.mean((p >= 0.5) == labels[name]))
+        row[f"{prefix}loss"] = log_loss(labels[name], p)
+        row[f"{prefix}accuracy"] = float(np.mean(labels_of(p) == labels[name]))
     meta = {"variant": settings.variant, "type": cfg.type}
     if cfg.tokenizer is not None:
         meta["tokenizer"] = {"name": cfg.tokenizer, "config": vocab["tokenizer"]}
-    return Trained(meta, [row], seconds, {"tfidf.json": exported})
+    return Trained(meta, [row], seconds, {bundle.TFIDF_FILE: exported})
 
 
-def _tfidf_documents(records: list[dict], cfg: TfidfConfig) -> list:
+def tfidf_documents(records: list[dict], cfg: TfidfConfig) -> list:
+    """What a TF-IDF variant reads of each record: the raw text, or its tokenizer's tokens."""
     if cfg.tokenizer is None:
         return [r["text"] for r in records]
     return [r["tokens"][cfg.tokenizer] for r in records]
 
 
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def epoch_metrics(logs: dict) -> dict[str, float]:
-    return {
-        (name if name.startswith("val_") else f"train_{name}"): float(value)
-        for name, value in logs.items()
-        if name.removeprefix("val_") in ("loss", "accuracy")
-    }
+def epoch_values(row: dict) -> dict[str, float]:
+    return {name: value for name, value in row.items() if name != "epoch"}
 
 
 def _history_rows(history: dict[str, list[float]]) -> list[dict]:
+    from pipeline.models import epoch_metrics
+
     epochs = len(history["loss"])
     return [
         {"epoch": i + 1, **epoch_metrics({k: v[i] for k, v in history.items()})}
         for i in range(epochs)
     ]
-
-
-def _seed_everything(seed: int) -> None:
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def read_vocab(data_dir: Path, settings: TrainSettings) -> dict | None:
@@ -231,21 +224,18 @@ def read_vocab(data_dir: Path, settings: TrainSettings) -> dict | None:
 
 
 def write_bundle(trained: Trained, folder: Path) -> None:
-    write_json(folder / BUNDLE_FILE, trained.meta)
-    for name, content in trained.files.items():
-        write_json(folder / name, content)
-    if trained.keras_model is not None:
-        trained.keras_model.save(folder / "model.keras")
+    bundle.write(folder, trained.meta, trained.parts, trained.keras_model)
 
 
 def final_metrics(trained: Trained) -> dict:
+    """How training went, reproducibly (the time it took goes to MLflow only): the epoch whose
+    weights were kept, and its validation loss and accuracy as Keras measured them."""
     best = trained.best
     return {
-        "val_loss": best["val_loss"],
-        "val_accuracy": best["val_accuracy"],
         "best_epoch": best["epoch"],
         "epochs_run": len(trained.history),
-        "train_seconds": round(trained.seconds, 2),
+        "best_epoch_val_loss": best["val_loss"],
+        "best_epoch_val_accuracy": best["val_accuracy"],
     }
 
 
@@ -254,12 +244,6 @@ def write_history_csv(history: list[dict], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         writer.writeheader()
         writer.writerows(history)
-
-
-def model_summary(model) -> str:
-    buffer = io.StringIO()
-    model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"))
-    return buffer.getvalue()
 
 
 @click.command("train")
@@ -279,26 +263,32 @@ def model_summary(model) -> str:
     help="The data report of `prepare` (names the data source).",
 )
 @path_option("--model-dir", "Where the variant's bundle (model, vocabulary, settings) goes.")
-@path_option("--reports-dir", "Where history.csv, metrics.json and run.json go.")
+@path_option("--reports-dir", "Where history.csv and metrics.json go.")
 def command(params_path, variant, overrides, data_dir, data_report, model_dir, reports_dir):
     """Train one variant from params 'train' and log it as an MLflow run named after it."""
-    from pipeline.tracking import variant_run
+    from pipeline import tracking
 
     settings = TrainSettings.from_params(read_section(params_path, "train"), variant, overrides)
     splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
     vocab = read_vocab(data_dir, settings)
     digests = {name: sha256_file(data_dir / f"{name}.jsonl") for name in splits}
-    with variant_run(settings, read_json(data_report)["source"], digests) as logger:
+    params = config_dict(settings.config) | {
+        "seed": settings.seed,
+        "data_source": read_json(data_report)["source"],
+    }
+    tags = tracking.run_tags(variant, digests["train"][:16])
+    name = tracking.run_name(variant)
+    with tracking.variant_run(settings.experiment, repo_root(), name, tags, params) as logger:
         logger.log_inputs(splits, data_dir, digests)
-        trained = train_variant(settings, splits, vocab, callbacks=logger.callbacks())
+        trained = train_variant(settings, splits, vocab, on_epoch=logger.log_epoch)
         with atomic_dir(model_dir) as tmp:
             write_bundle(trained, tmp)
-        metrics = final_metrics(trained)
+            model_digest = bundle.digest(tmp)
         write_history_csv(trained.history, reports_dir / "history.csv")
-        write_json(reports_dir / "metrics.json", metrics)
-        run_info = logger.log_result(trained, metrics, model_dir)
-        write_json(reports_dir / "run.json", run_info)
+        write_json(reports_dir / "metrics.json", final_metrics(trained))
+        model = logger.log_result(trained, model_dir, model_digest)
+    best = trained.best
     click.echo(
-        f"{variant}: val_accuracy {metrics['val_accuracy']:.4f} at epoch {metrics['best_epoch']}, "
-        f"{metrics['train_seconds']:.1f} s; MLflow run {run_info['run_id']}"
+        f"{variant}: val_accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}, "
+        f"{trained.seconds:.1f} s; MLflow run {model.run_id}"
     )

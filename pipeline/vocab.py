@@ -83,3 +83,17 @@ def _ids(
 
 def index_of(tokens: Sequence[str]) -> dict[str, int]:
     return {token: i for i, token in enumerate(tokens)}
+
+
+PAD_MULTIPLE = 8
+
+
+def pad_batch(ids: list[np.ndarray]) -> np.ndarray:
+    """Right-pad to the longest member, rounded up to a multiple of 8 so that compiled training
+    and inference functions see a handful of shapes instead of one per length."""
+    longest = max(len(x) for x in ids)
+    width = max(PAD_MULTIPLE, -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE)
+    out = np.zeros((len(ids), width), dtype=np.int32)
+    for row, x in enumerate(ids):
+        out[row, : len(x)] = x
+    return out

@@ -10,6 +10,7 @@ import pytest
 from pipeline.project import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE_EXECUTION = "sample-repro"  # pipeline.execution_id of the sample_repo fixture's runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -72,5 +73,6 @@ def sample_repo(tmp_path_factory) -> Path:
         return Path(os.environ["E2E_REUSE"])
     root = tmp_path_factory.mktemp("e2e") / "repo"
     copy_project(REPO, root)
-    sh(["dvc", "repro"], root)
+    sh([sys.executable, "-m", "pipeline", "plots-template"], root)  # what `make setup` does
+    sh(["dvc", "repro"], root, env=clean_env(PIPELINE_EXECUTION_ID=SAMPLE_EXECUTION))
     return root

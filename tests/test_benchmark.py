@@ -1,6 +1,7 @@
 import yaml
 
 from pipeline.benchmark import merged, results_table
+from pipeline.variants import with_defaults
 from tests.conftest import REPO
 
 
@@ -16,6 +17,9 @@ def test_overrides_merge_key_by_key():
 
 def test_benchmark_overrides_only_name_existing_settings():
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    train = params["train"]
+    for name, variant in train["variants"].items():  # every setting a variant has, defaults too
+        train["variants"][name] = with_defaults(variant, train["defaults"])
     overrides = yaml.safe_load((REPO / "benchmarks/nsmc-params.yaml").read_text(encoding="utf-8"))
 
     def keys(tree, prefix=""):

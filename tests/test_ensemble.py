@@ -81,8 +81,8 @@ def test_bundle_scores_the_mean_log_odds_of_its_members(members, tmp_path):
     texts = ["영화 좋다 w1", "영화 싫다 w2", "좋다 좋다"]
     expected = combine([Bundle(folder).probabilities(texts) for folder in members.values()])
     bundle = Bundle(tmp_path)
-    assert list(bundle.tokenizers) == ["space"]  # loaded once, with the model
-    assert all(not member.tokenizers for member in bundle.members)
+    assert list(bundle.tokenizers) == ["space"]  # one tokenizer, however many members read it
+    assert [set(member.tokenizers) for member in bundle.scorer.members] == [{"space"}, set()]
     assert not Bundle(tmp_path, with_tokenizer=False).tokenizers
     np.testing.assert_allclose(bundle.probabilities(texts), expected, atol=1e-6)
     tokens = {"space": whitespace_tokens(texts)}

@@ -77,19 +77,19 @@ def test_ensemble_is_scored_from_its_members_probabilities():
         "a": {"validation": np.array([0.9, 0.6, 0.4, 0.1]), "test": np.array([0.8, 0.3])},
         "b": {"validation": np.array([0.8, 0.2, 0.7, 0.45]), "test": np.array([0.4, 0.45])},
     }
-    extras = {v: {"type": "lstm", "best_epoch": 1, "train_seconds": 2.5} for v in "ab"}
+    extras = {v: {"type": "lstm", "best_epoch": 1} for v in "ab"}
     results, combined, extra = ensemble_scores(("a", "b"), probabilities, labels, extras)
     # each member errs once on validation; their mean log-odds errs nowhere
     assert results["validation"]["accuracy"] == 1.0
     np.testing.assert_allclose(
         combined["test"], combine([probabilities["a"]["test"], probabilities["b"]["test"]])
     )
-    assert extra == {"type": "ensemble", "best_epoch": None, "train_seconds": 5.0}
+    assert extra == {"type": "ensemble", "best_epoch": None}
 
 
 def test_leaderboard_ranks_by_validation():
     results = {"a": result(0.80, 0.99), "b": result(0.85, 0.60)}
-    extras = {v: {"type": "lstm", "best_epoch": 2, "train_seconds": 1.0} for v in results}
+    extras = {v: {"type": "lstm", "best_epoch": 2} for v in results}
     rows, markdown = leaderboard(results, extras, CFG, choose(results, CFG))
     assert [r["variant"] for r in rows] == ["b", "a"]
     assert rows[0]["champion"] and not rows[1]["champion"]

@@ -5,14 +5,13 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.models import (
     BucketedBatches,
-    LstmConfig,
     MaskedMaxPooling,
     batch_dataset,
     build_lstm_model,
     fit,
     pad_batch,
-    variant_from_params,
 )
+from pipeline.variants import LstmConfig, variant_from_params
 
 LSTM = {
     "type": "lstm",

@@ -1,6 +1,5 @@
 """The three environment files must pin the same packages."""
 
-import ast
 import tomllib
 
 import yaml
@@ -42,38 +41,3 @@ def test_dvc_yaml_stages_list_only_their_params():
     assert stages["tokenize"]["params"] == ["tokenize"]
     assert stages["split"]["params"] == ["split"]
     assert "train.variants.${key}" in stages["train"]["do"]["params"]
-
-
-# Shared plumbing every stage uses; a change there is a refactoring, not a change of results.
-PLUMBING = {"errors", "io", "options", "params", "project"}
-
-
-def _pipeline_imports(module: str) -> set[str]:
-    tree = ast.parse((REPO / "pipeline" / f"{module}.py").read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
-            names.add(node.module.split(".")[1])
-    return names
-
-
-def _modules_used_by(module: str) -> set[str]:
-    seen, todo = set(), [module]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += _pipeline_imports(name)
-    return seen - PLUMBING
-
-
-def test_each_stage_depends_on_every_module_its_command_uses():
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
-        deps = (stage.get("do") or stage)["deps"]
-        listed = {
-            d.removeprefix("pipeline/").removesuffix(".py")
-            for d in deps
-            if d.startswith("pipeline/")
-        }
-        assert listed == _modules_used_by(name), name

@@ -4,6 +4,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from pipeline.models import epoch_metrics
 from pipeline.project import repo_root
 from pipeline.tracking import (
     EXECUTION_ENV,
@@ -11,7 +12,6 @@ from pipeline.tracking import (
     experiment_id,
     tracked_run,
 )
-from pipeline.train import epoch_metrics
 
 
 def test_execution_id_from_environment(monkeypatch):

@@ -51,7 +51,12 @@ def test_final_metrics_come_from_the_best_epoch_and_bundle_is_written(tmp_path):
     trained = _fit()
     metrics = final_metrics(trained)
     best = min(trained.history, key=lambda row: row["val_loss"])
-    assert metrics["best_epoch"] == best["epoch"] and metrics["val_loss"] == best["val_loss"]
+    assert metrics == {
+        "best_epoch": best["epoch"],
+        "epochs_run": 3,
+        "best_epoch_val_loss": best["val_loss"],
+        "best_epoch_val_accuracy": best["val_accuracy"],
+    }
     write_bundle(trained, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "bundle.json",
@@ -68,7 +73,7 @@ def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_ini
     variant = {**LSTM, "epochs": 4, "embedding_init": embedding_init, "ema_momentum": ema_momentum}
     trained = _fit({**SECTION, "variants": {"small": variant}})
     records = tiny_records()
-    index = index_of(trained.files["vocab.json"])
+    index = index_of(trained.parts["vocab.json"])
     ids = encode([r["tokens"]["space"] for r in records[16:]], index, LSTM["max_length"])
     labels = np.array([r["label"] for r in records[16:]], dtype=np.float32)
     validation = batch_dataset(BucketedBatches(ids, labels, LSTM["batch_size"], seed=None))
@@ -130,7 +135,7 @@ def test_a_token_tfidf_variant_trains_on_its_tokenizer_s_tokens():
         "name": "space",
         "config": {"method": "whitespace", "tags": False},
     }
-    assert "영화 좋다" in trained.files["tfidf.json"]["terms"]
+    assert "영화 좋다" in trained.parts["tfidf.json"]["terms"]
     assert trained.history[0]["val_accuracy"] == 1.0
 
 
