@@ -5,7 +5,7 @@ on the validation and test splits exactly as `evaluate` does, then every combina
 under the ensemble's own rule (the mean log-odds, `pipeline.ensemble.combine`), and logs the
 ranking by validation accuracy to MLflow: one run in the experiment `--experiment` of the
 project's tracking store (`MLFLOW_TRACKING_URI`, else the project's `mlflow.db`), with the table
-of every combination as the artifact `combinations.json`. Nothing is written into the project.
+of every combination as the artifact `combinations.json`. Nothing git tracks is written.
 Run it from the project root after `dvc repro`:
 
     python benchmarks/ensemble_probe.py                          # every variant under models/

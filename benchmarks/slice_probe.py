@@ -5,8 +5,8 @@ exactly as `evaluate` does and logs their accuracy overall and on slices by the 
 tokens of one tokenizer to MLflow: one run in the experiment `--experiment` of the project's
 tracking store, metrics `<variant>/<split>/<slice>` and `reviews/<split>/<slice>`, and the whole
 table as the artifact `slices.json`. Reviews longer than an LSTM's `max_length` (it reads only
-their start) can so be compared with a TF-IDF model that reads them whole. Nothing is written
-into the project. Run it from the project root after `dvc repro`:
+their start) can so be compared with a TF-IDF model that reads them whole. Nothing git tracks is
+written. Run it from the project root after `dvc repro`:
 
     python benchmarks/slice_probe.py                           # every variant under models/
     python benchmarks/slice_probe.py --edges 10,30,60 tfidf base bilstm
