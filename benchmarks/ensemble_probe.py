@@ -1,122 +1,239 @@
-"""Probe: which members should the `ensemble` variant combine? An experiment only.
+"""Which variants should the `ensemble` combine? Every combination of trained variants, scored.
 
-Scores every named variant of a benchmark run on its validation and test splits (exactly as
-`evaluate` does), alone and in every combination under the ensemble's own rule (the mean
-log-odds), so the members in params can be chosen on validation accuracy:
+Scores each trained variant (a bundle folder under `--models-dir`, as `dvc repro` leaves them)
+on the validation and test splits exactly as `evaluate` does, then every combination of them
+under the ensemble's own rule (the mean log-odds, `pipeline.ensemble.combine`), and logs the
+ranking by validation accuracy to MLflow: one run in the experiment `--experiment` of the
+project's tracking store (`MLFLOW_TRACKING_URI`, else the project's `mlflow.db`), with the table
+of every combination as the artifact `combinations.json`. Nothing git tracks is written.
+Run it from the project root after `dvc repro`:
 
-    python benchmarks/ensemble_probe.py --run benchmarks/runs/<run> \
-        --out benchmarks/ensemble-probe.json tfidf base bilstm dropout
+    python benchmarks/ensemble_probe.py                          # every variant under models/
+    python benchmarks/ensemble_probe.py tfidf_nb tfidf_morph base bilstm
 
-`--scores NAME=FILE.npz` adds a model trained elsewhere (e.g. by `lstm_probe.py
---probabilities` on the same split): its `validation` and `test` arrays of P(positive), in the
-order of the split's records; with only such models, the run folder need hold just its
-`data/split`, and no variant is named. `--group NAME=A+B` adds a member that is itself the
-ensemble of A and B (their mean log-odds), so that, say, two LSTMs together weigh as much as one
-TF-IDF model.
-Only accuracy is computed for the combinations: the 4,095 of a dozen members take under a
-minute here (with every metric of `evaluate.scores`, 8,191 ran past 20 minutes).
+Choose on validation, then put the members into params `evaluate.ensemble.members`; the test
+column is there to report, not to choose by. `slice_probe.py` shares this file's helpers.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import itertools
-import json
-from datetime import date
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import click
 import numpy as np
 
 from pipeline.ensemble import combine
-from pipeline.evaluate import score_variant
-from pipeline.io import read_jsonl
-from pipeline.serving import Bundle
+from pipeline.errors import PipelineError
+from pipeline.io import read_jsonl, sha256_file
+from pipeline.serving import BUNDLE_FILE, THRESHOLD
 
 SPLITS = ("validation", "test")
+EXPERIMENT = "probes"
+MAX_VARIANTS = 16  # 65,535 combinations
+# Variant names end up in MLflow metric keys, which allow only these characters.
+NAME = re.compile(r"^[\w.-]+$")
 
 
-def member_probabilities(run: Path, variants: list[str], splits: dict) -> dict:
-    """variant -> split -> P(positive), from the run's trained bundles."""
+class ProbeCommand(click.Command):
+    """A click command that turns a PipelineError into `error: ...` and exit code 1, as the
+    pipeline's own CLI does."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PipelineError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
+            ctx.exit(1)
+
+
+def bundle_names(models_dir: Path) -> list[str]:
+    """The folders under `models_dir` that hold a trained bundle, sorted."""
+    return sorted(p.name for p in models_dir.iterdir() if (p / BUNDLE_FILE).is_file())
+
+
+def chosen_variants(models_dir: Path, named: Sequence[str], minimum: int = 1) -> list[str]:
+    """The named variants, or every bundle under `models_dir`; each must be a trained bundle."""
+    available = bundle_names(models_dir)
+    variants = list(named) or available
+    missing = [v for v in variants if v not in available]
+    if missing:
+        raise PipelineError(
+            f"no trained bundle for {', '.join(map(repr, missing))} under {models_dir}; "
+            f"found {', '.join(available) or 'none'}"
+        )
+    if len(set(variants)) != len(variants):
+        raise PipelineError(f"a variant is named twice: {' '.join(variants)}")
+    if len(variants) < minimum:
+        raise PipelineError(f"name at least {minimum} variants; got {len(variants)}")
+    if len(variants) > MAX_VARIANTS:
+        raise PipelineError(f"name at most {MAX_VARIANTS} variants; got {len(variants)}")
+    bad = [v for v in variants if not NAME.match(v)]
+    if bad:
+        raise PipelineError(
+            f"variant names may hold letters, digits, '_', '-' and '.' only: {', '.join(bad)}"
+        )
+    return variants
+
+
+def read_splits(data_dir: Path) -> dict[str, list[dict]]:
+    """The validation and test records `split` wrote, each checked to be there and non-empty."""
+    splits = {}
+    for split in SPLITS:
+        path = data_dir / f"{split}.jsonl"
+        if not path.is_file():
+            raise PipelineError(f"{path} not found: --data-dir names the output of `split`")
+        splits[split] = read_jsonl(path)
+        if not splits[split]:
+            raise PipelineError(f"{path} holds no records")
+    return splits
+
+
+def member_probabilities(
+    models_dir: Path, variants: Sequence[str], splits: dict[str, list[dict]]
+) -> dict[str, dict[str, np.ndarray]]:
+    """variant -> split -> P(positive), scored as `evaluate` scores (from the split's tokens)."""
+    from pipeline.evaluate import score_variant
+    from pipeline.serving import Bundle
+
     probabilities = {}
     for variant in variants:
-        bundle = Bundle(run / "models" / variant, with_tokenizer=False)
+        bundle = Bundle(models_dir / variant, with_tokenizer=False)
+        if bundle.meta["type"] == "ensemble":
+            raise PipelineError(f"{variant!r} is an ensemble bundle: name its members instead")
+        needs = bundle.tokenizer_name
+        if needs and needs not in splits[SPLITS[0]][0].get("tokens", {}):
+            raise PipelineError(
+                f"variant {variant!r} reads tokens of tokenizer {needs!r}, which the split lacks"
+            )
         probabilities[variant] = {s: score_variant(bundle, splits[s])[1] for s in SPLITS}
     return probabilities
 
 
-def external_probabilities(specs: list[str], sizes: dict[str, int]) -> dict:
-    """NAME=FILE.npz -> {NAME: split -> P(positive)}, checked against the split sizes."""
-    probabilities = {}
-    for spec in specs:
-        name, _, path = spec.partition("=")
-        if not name or not path:
-            raise SystemExit(f"--scores wants NAME=FILE.npz, got {spec!r}")
-        with np.load(path) as scores:
-            probabilities[name] = {s: scores[s] for s in SPLITS}
-        wrong = [s for s in SPLITS if len(probabilities[name][s]) != sizes[s]]
-        if wrong:
-            raise SystemExit(f"{path}: {', '.join(wrong)} size differs from the run's split")
-    return probabilities
-
-
-def grouped_probabilities(specs: list[str], probabilities: dict) -> dict:
-    """NAME=A+B -> {NAME: split -> the ensemble rule applied to A and B}."""
-    groups = {}
-    for spec in specs:
-        name, _, joined = spec.partition("=")
-        members = joined.split("+")
-        unknown = [m for m in members if m not in probabilities]
-        if not name or "+" in name or len(members) < 2 or unknown:
-            raise SystemExit(
-                f"--group wants NAME=A+B (NAME without '+') of known members, got {spec!r}"
-            )
-        groups[name] = {s: combine([probabilities[m][s] for m in members]) for s in SPLITS}
-    return groups
+def split_labels(splits: dict[str, list[dict]]) -> dict[str, np.ndarray]:
+    return {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
 
 
 def accuracy(labels: np.ndarray, probability: np.ndarray) -> float:
     """As `evaluate.scores`' accuracy (threshold 0.5), without its slower metrics."""
-    return round(float(np.mean((probability >= 0.5) == labels)), 4)
+    return float(np.mean((probability >= THRESHOLD) == labels))
 
 
-def combination_scores(probabilities: dict, labels: dict) -> dict:
-    """'+'-joined members -> split -> accuracy, for every variant alone and every combination."""
+def combination_scores(
+    probabilities: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray]
+) -> list[dict]:
+    """One row per combination (each variant alone first), best validation accuracy first;
+    ties keep the smaller combination first."""
     names = list(probabilities)
-    results = {}
+    rows = []
     for size in range(1, len(names) + 1):
         for members in itertools.combinations(names, size):
-            results["+".join(members)] = {
-                s: accuracy(labels[s], combine([probabilities[m][s] for m in members]))
-                for s in SPLITS
-            }
-    return dict(sorted(results.items(), key=lambda item: -item[1]["validation"]))
+            row = {"members": "+".join(members), "size": size}
+            for split in SPLITS:
+                combined = combine([probabilities[m][split] for m in members])
+                row[f"{split}_accuracy"] = accuracy(labels[split], combined)
+            rows.append(row)
+    return sorted(rows, key=lambda row: -row["validation_accuracy"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a benchmark run folder")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--scores", action="append", default=[], metavar="NAME=FILE.npz")
-    parser.add_argument("--group", action="append", default=[], metavar="NAME=A+B")
-    parser.add_argument("variants", nargs="*", help="the run's trained variants to score")
-    args = parser.parse_args()
-    if not args.variants and not args.scores:
-        parser.error("name the run's variants, or models scored elsewhere with --scores")
+def best_ensemble(rows: list[dict]) -> dict:
+    """The best row on validation with at least two members (what `ensemble` can be)."""
+    return next(row for row in rows if row["size"] >= 2)
 
-    splits = {s: read_jsonl(args.run / "data" / "split" / f"{s}.jsonl") for s in SPLITS}
-    labels = {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
-    probabilities = member_probabilities(args.run, args.variants, splits)
-    probabilities |= external_probabilities(args.scores, {s: len(labels[s]) for s in SPLITS})
-    probabilities |= grouped_probabilities(args.group, probabilities)
-    results = {
-        "date": date.today().isoformat(),
-        "run": args.run.name,
-        "scores": args.scores,
-        "groups": args.group,
-        "accuracy": combination_scores(probabilities, labels),
+
+def data_params(data_dir: Path) -> dict[str, str]:
+    """Which split was scored: its folder and the first 16 hex digits of each file's SHA-256."""
+    params = {"data_dir": str(data_dir)}
+    for split in SPLITS:
+        params[f"{split}_digest"] = sha256_file(data_dir / f"{split}.jsonl")[:16]
+    return params
+
+
+@contextlib.contextmanager
+def probe_run(probe: str, experiment: str, params: dict) -> Iterator:
+    """One MLflow run named after the probe, in the project's store as the pipeline's runs are
+    (`pipeline.tracking.configure`), ended FINISHED, FAILED or KILLED like theirs."""
+    import mlflow
+
+    from pipeline.project import git_commit, repo_root
+    from pipeline.tracking import configure, experiment_id, tracked_run
+
+    root = repo_root()
+    configure(root)
+    tags = {"probe": probe}
+    commit = git_commit(root)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    with tracked_run(experiment_id(experiment, root), probe, tags) as run:
+        mlflow.log_params(params)
+        yield run
+
+
+def log_ranking(rows: list[dict]) -> None:
+    """Each variant's accuracy alone, the best ensemble's, and the whole table, into the run."""
+    import mlflow
+    import pandas as pd
+
+    best = best_ensemble(rows)
+    mlflow.log_param("best_members", best["members"].replace("+", ","))
+    metrics = {f"best/{split}_accuracy": best[f"{split}_accuracy"] for split in SPLITS} | {
+        f"{row['members']}/{split}_accuracy": row[f"{split}_accuracy"]
+        for row in rows
+        if row["size"] == 1
+        for split in SPLITS
     }
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    mlflow.log_metrics(metrics)
+    mlflow.log_table(pd.DataFrame(rows), "combinations.json")
+
+
+@click.command(cls=ProbeCommand)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default="data/split",
+    show_default=True,
+    help="Output folder of `split` (validation.jsonl, test.jsonl).",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default="models",
+    show_default=True,
+    help="Folder of trained bundles, one folder per variant.",
+)
+@click.option("--experiment", default=EXPERIMENT, show_default=True, help="MLflow experiment.")
+@click.option("--top", default=10, show_default=True, help="How many combinations to print.")
+@click.argument("variants", nargs=-1)
+def command(data_dir, models_dir, experiment, top, variants):
+    """Score every combination of VARIANTS (default: every bundle under --models-dir) as an
+    ensemble, on validation and test, and log the ranking to MLflow."""
+    variants = chosen_variants(models_dir, variants, minimum=2)
+    splits = read_splits(data_dir)
+    params = {
+        **data_params(data_dir),
+        "models_dir": str(models_dir),
+        "variants": ",".join(variants),
+    }
+    with probe_run("ensemble_probe", experiment, params) as run:
+        rows = combination_scores(
+            member_probabilities(models_dir, variants, splits), split_labels(splits)
+        )
+        log_ranking(rows)
+    click.echo("validation / test accuracy, best on validation first:")
+    for row in rows[:top]:
+        click.echo(
+            f"  {row['validation_accuracy']:.4f} / {row['test_accuracy']:.4f}  {row['members']}"
+        )
+    best = best_ensemble(rows)
+    click.echo(
+        f"best ensemble on validation: [{', '.join(best['members'].split('+'))}] "
+        "(params evaluate.ensemble.members)"
+    )
+    click.echo(f"{len(rows)} combinations logged to MLflow run {run.info.run_id} ({experiment})")
 
 
 if __name__ == "__main__":
-    main()
+    command()
