@@ -17,8 +17,6 @@ from pipeline.sources import NSMC_FORMAT, Row, TableFormat, read_table
 from pipeline.text import normalize_text
 
 SOURCES = ("sample", "nsmc", "file")
-
-
 DATA_KEYS = {"source", "nsmc_dir", "nsmc_verify", "file"}
 FILE_KEYS = {"train", "test", *TableFormat.__dataclass_fields__}
 VERIFY_HINT = "for an equivalent corpus with other checksums, set data.nsmc_verify: false"
