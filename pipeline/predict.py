@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import pandas as pd
+import requests
 
 from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
 from pipeline.options import path_option
-from pipeline.pyfunc import TEXT_COLUMN
+from pipeline.serving import TEXT_COLUMN
 
 
 def read_texts(path: Path, column: str) -> list[str]:
@@ -34,20 +40,121 @@ def read_texts(path: Path, column: str) -> list[str]:
     return frame[column].tolist()
 
 
+# MLflow retries an unreachable tracking server for about four minutes by default; `predict`
+# waits a few seconds unless the user set these (see docs/data.md).
+QUICK_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+URI_FORMS = "models:/<name>@<alias>, runs:/<run-id>/model, models:/<model-id> or a bundle folder"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def load_scorer(model: str):
     """A bundle folder loads directly; anything else is an MLflow model URI."""
-    if bundle.is_bundle(Path(model)):
+    path = Path(model)
+    if bundle.is_bundle(path):
         from pipeline.serving import Bundle
 
-        return Bundle(Path(model)).predict
+        return Bundle(path).predict
+    check_local_model(model)
     import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
 
     from pipeline.project import repo_root
     from pipeline.tracking import configure
 
     configure(repo_root())
-    loaded = mlflow.pyfunc.load_model(model)
+    store_uri = mlflow.get_registry_uri() if _scheme(model) == "models" else ""
+    store_uri = store_uri or mlflow.get_tracking_uri()
+    check_tracking_store(model, store_uri)
+    try:
+        with quick_http_failures():
+            loaded = mlflow.pyfunc.load_model(model)
+    except MlflowException as exc:
+        raise PipelineError(load_failure(model, store_uri, exc)) from exc
     return lambda texts: loaded.predict(pd.DataFrame({TEXT_COLUMN: texts}))
+
+
+def check_local_model(model: str) -> None:
+    """A folder that is neither a bundle nor an MLflow model, or a name that is neither a
+    folder nor a URI, fails here, before MLflow is imported."""
+    path = Path(model)
+    if path.is_dir() and not (path / "MLmodel").is_file():
+        raise PipelineError(
+            f"model {model!r} is a folder with neither bundle.json (a bundle) "
+            "nor MLmodel (an MLflow model)"
+        )
+    if not path.exists() and not _SCHEME.match(model):
+        raise PipelineError(
+            f"model {model!r} is neither a folder nor a model URI; expected {URI_FORMS}"
+        )
+
+
+def check_tracking_store(model: str, tracking_uri: str) -> None:
+    """A registry URI read from a SQLite store that does not exist would create an empty one."""
+    store = _sqlite_file(tracking_uri)
+    if store is not None and not store.is_file() and _scheme(model) in ("models", "runs"):
+        raise PipelineError(
+            f"cannot load model {model!r}: the tracking store {store} does not exist "
+            "(run the pipeline first, or set MLFLOW_TRACKING_URI)"
+        )
+
+
+def _scheme(model: str) -> str:
+    found = _SCHEME.match(model)
+    return found.group(0).rstrip(":").lower() if found else ""
+
+
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return Path(tracking_uri.removeprefix(prefix).split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def quick_http_failures() -> Iterator[None]:
+    """QUICK_HTTP's settings, where the environment has none, for the duration of the block."""
+    added = {k: v for k, v in QUICK_HTTP.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def load_failure(model: str, tracking_uri: str, exc: Exception) -> str:
+    """One line for an MLflow error while loading `model`: the URI and what is wrong."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, requests.exceptions.Timeout):
+        return f"cannot load model {model!r}: the tracking server {_shown(tracking_uri)} timed out"
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        found = re.search(r"\[Errno -?\d+\] ([^'\"()]+)", str(cause))
+        why = found.group(1).strip().lower() if found else "connection failed"
+        return (
+            f"cannot load model {model!r}: the tracking server {_shown(tracking_uri)} "
+            f"is unreachable ({why})"
+        )
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    reason = lines[0].rstrip(".")
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    if _scheme(model) in ("models", "runs"):
+        reason += f" (tracking store {_shown(tracking_uri)})"
+    return f"cannot load model {model!r}: {reason}"
+
+
+def _shown(uri: str) -> str:
+    """The URI without any user name or password in it."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @click.command("predict")

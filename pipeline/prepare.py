@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.download import fetch_nsmc
+from pipeline.download import fetch_nsmc, verify_local
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, write_json, write_jsonl
 from pipeline.options import params_option, path_option
@@ -17,39 +17,90 @@ from pipeline.sources import NSMC_FORMAT, Row, TableFormat, read_table
 from pipeline.text import normalize_text
 
 SOURCES = ("sample", "nsmc", "file")
+DATA_KEYS = {"source", "nsmc_dir", "nsmc_verify", "file"}
+FILE_KEYS = {"train", "test", *TableFormat.__dataclass_fields__}
+VERIFY_HINT = "for an equivalent corpus with other checksums, set data.nsmc_verify: false"
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str
     nsmc_dir: Path | None
+    nsmc_verify: bool
     train_file: Path | None
     test_file: Path | None
     file_format: TableFormat
 
     @classmethod
     def from_params(cls, section: dict) -> DataConfig:
-        check_keys("data", section, {"source", "nsmc_dir", "file"})
+        _require("data", section, DATA_KEYS)
+        check_keys("data", section, DATA_KEYS)
         file = section["file"]
-        check_keys("data.file", file, {"train", "test", *TableFormat.__dataclass_fields__})
+        _require("data.file", file, FILE_KEYS)
+        check_keys("data.file", file, FILE_KEYS)
         if section["source"] not in SOURCES:
             raise PipelineError(
                 f"unknown data source {section['source']!r}; choose one of {', '.join(SOURCES)}"
             )
-        if section["source"] == "file" and not file["train"]:
-            raise PipelineError("data.source is 'file' but data.file.train is not set")
-        return cls(
+        if not isinstance(section["nsmc_verify"], bool):
+            raise PipelineError(
+                f"data.nsmc_verify must be true or false, not {section['nsmc_verify']!r}"
+            )
+        cfg = cls(
             source=section["source"],
             nsmc_dir=_optional_path(section["nsmc_dir"]),
+            nsmc_verify=section["nsmc_verify"],
             train_file=_optional_path(file["train"]),
             test_file=_optional_path(file["test"]),
             file_format=TableFormat(
-                text_column=file["text_column"],
-                label_column=file["label_column"],
+                text_column=str(file["text_column"]),
+                label_column=str(file["label_column"]),
                 negative_label=str(file["negative_label"]),
                 positive_label=str(file["positive_label"]),
             ),
         )
+        if cfg.source == "file":
+            _check_file_settings(cfg)
+        return cfg
+
+
+def _require(section: str, given, keys: set[str]) -> None:
+    if not isinstance(given, dict):
+        raise PipelineError(f"params '{section}' must be a mapping of settings, not {given!r}")
+    missing = sorted(keys - set(given))
+    if missing:
+        raise PipelineError(f"params '{section}' lacks setting(s): {', '.join(missing)}")
+
+
+def _check_file_settings(cfg: DataConfig) -> None:
+    """Settings of `data.file` that contradict each other, before any file is read."""
+    fmt = cfg.file_format
+    if cfg.train_file is None:
+        raise PipelineError("data.source is 'file' but data.file.train is not set")
+    if fmt.negative_label.strip() == fmt.positive_label.strip():
+        raise PipelineError(
+            f"data.file.negative_label and data.file.positive_label are both "
+            f"{fmt.positive_label.strip()!r}: the two classes need different labels"
+        )
+    if fmt.text_column == fmt.label_column:
+        raise PipelineError(
+            f"data.file.text_column and data.file.label_column are both {fmt.text_column!r}: "
+            "texts and labels need different columns"
+        )
+    if cfg.test_file is not None and cfg.test_file.resolve() == cfg.train_file.resolve():
+        raise PipelineError(
+            f"data.file.train and data.file.test are the same file ({cfg.train_file}): "
+            "leave data.file.test unset to carve a test split out of the training file"
+        )
+
+
+@dataclass(frozen=True)
+class Table:
+    """The rows of one data file, with the file's path and format for error messages."""
+
+    path: Path
+    rows: list[Row]
+    fmt: TableFormat
 
 
 @dataclass(frozen=True)
@@ -59,8 +110,9 @@ class Prepared:
     report: dict
 
 
-def run(train_rows: list[Row], test_rows: list[Row] | None) -> Prepared:
+def run(train_table: Table, test_table: Table | None) -> Prepared:
     """Normalise, drop empty documents, de-duplicate training data and remove test overlap."""
+    train_rows, test_rows = train_table.rows, test_table.rows if test_table else None
     train, dropped_empty_train = _non_empty(train_rows)
     train, dropped_conflict, dropped_duplicate = _deduplicated(train)
     test = None
@@ -74,9 +126,20 @@ def run(train_rows: list[Row], test_rows: list[Row] | None) -> Prepared:
     else:
         dropped_overlap = 0
     if not train:
-        raise PipelineError("no training documents left after cleaning")
+        raise PipelineError(
+            f"{train_table.path}: no training documents left after cleaning "
+            f"({len(train_rows)} rows read: {dropped_empty_train} empty, "
+            f"{dropped_duplicate} duplicate, {dropped_conflict} with conflicting labels, "
+            f"{dropped_overlap} also in the test file)"
+        )
     if test is not None and not test:
-        raise PipelineError("no test documents left after cleaning")
+        raise PipelineError(
+            f"{test_table.path}: no test documents left after cleaning "
+            f"(all {len(test_rows)} rows have an empty text)"
+        )
+    _check_both_classes(train_table, train, "training")
+    if test is not None:
+        _check_both_classes(test_table, test, "test")
     report = {
         "rows_read": {"train": len(train_rows), "test": len(test_rows or [])},
         "dropped": {
@@ -90,6 +153,17 @@ def run(train_rows: list[Row], test_rows: list[Row] | None) -> Prepared:
         "positive_share": {"train": _positive_share(train), "test": _positive_share(test or [])},
     }
     return Prepared(_records(train), None if test is None else _records(test), report)
+
+
+def _check_both_classes(table: Table, pairs: list[tuple[str, int]], kind: str) -> None:
+    labels = {label for _, label in pairs}
+    if len(labels) == 1:
+        (only,) = labels
+        raise PipelineError(
+            f"{table.path}: all {len(pairs)} {kind} documents left after cleaning are labelled "
+            f"{table.fmt.label_name(only)}; both classes are needed, "
+            f"{table.fmt.label_name(1 - only)} too"
+        )
 
 
 def _non_empty(rows: list[Row]) -> tuple[list[tuple[str, int]], int]:
@@ -128,21 +202,38 @@ def _optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def load_rows(
+def load_tables(
     cfg: DataConfig, sample_file: Path, download_dir: Path
-) -> tuple[list[Row], list[Row] | None]:
+) -> tuple[Table, Table | None, bool | None]:
+    """The training table, the test table if the source has one, and for NSMC whether its
+    files were checked against the pinned sha256 checksums (None for other sources)."""
     if cfg.source == "sample":
-        return read_table(sample_file, NSMC_FORMAT), None
+        return _table(sample_file, NSMC_FORMAT), None, None
     if cfg.source == "nsmc":
-        folder = cfg.nsmc_dir or download_dir
-        if cfg.nsmc_dir is None:
-            fetch_nsmc(download_dir)
+        folder, verified = nsmc_folder(cfg, download_dir)
         return (
-            read_table(folder / "ratings_train.txt", NSMC_FORMAT),
-            read_table(folder / "ratings_test.txt", NSMC_FORMAT),
+            _table(folder / "ratings_train.txt", NSMC_FORMAT),
+            _table(folder / "ratings_test.txt", NSMC_FORMAT),
+            verified,
         )
-    test = read_table(cfg.test_file, cfg.file_format) if cfg.test_file else None
-    return read_table(cfg.train_file, cfg.file_format), test
+    test = _table(cfg.test_file, cfg.file_format) if cfg.test_file else None
+    return _table(cfg.train_file, cfg.file_format), test, None
+
+
+def nsmc_folder(cfg: DataConfig, download_dir: Path) -> tuple[Path, bool]:
+    """The folder with the NSMC files and whether they match the pinned checksums: a download
+    always does (fetch keeps nothing else), a local copy is checked unless nsmc_verify is off."""
+    if cfg.nsmc_dir is None:
+        fetch_nsmc(download_dir)
+        return download_dir, True
+    if not cfg.nsmc_verify:
+        return cfg.nsmc_dir, False
+    verify_local(cfg.nsmc_dir, hint=VERIFY_HINT)
+    return cfg.nsmc_dir, True
+
+
+def _table(path: Path, fmt: TableFormat) -> Table:
+    return Table(path, read_table(path, fmt), fmt)
 
 
 @click.command("prepare")
@@ -154,13 +245,21 @@ def load_rows(
 def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: Path, report: Path):
     """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
     cfg = DataConfig.from_params(read_section(params_path, "data"))
-    train_rows, test_rows = load_rows(cfg, sample_file, download_dir)
-    prepared = run(train_rows, test_rows)
+    train_table, test_table, verified = load_tables(cfg, sample_file, download_dir)
+    prepared = run(train_table, test_table)
     with atomic_dir(out_dir) as tmp:
         write_jsonl(tmp / "train.jsonl", prepared.train)
         if prepared.test is not None:
             write_jsonl(tmp / "test.jsonl", prepared.test)
-    write_json(report, {"source": cfg.source, **prepared.report})
+    checked = {} if verified is None else {"verified": verified}
+    write_json(report, {"source": cfg.source, **checked, **prepared.report})
+    if verified is False:
+        click.secho(
+            f"warning: {cfg.nsmc_dir} was read without checking it against the official NSMC "
+            "checksums (data.nsmc_verify is false)",
+            err=True,
+            fg="yellow",
+        )
     click.echo(
         f"prepared {len(prepared.train)} training and {len(prepared.test or [])} test documents"
     )

@@ -1,4 +1,7 @@
-"""Reading labelled review files (the embedded sample, NSMC, or the user's own CSV/TSV)."""
+"""Reading labelled review files (the embedded sample, NSMC, or the user's own CSV/TSV).
+
+Every fault of a file is one PipelineError naming the file and the line where the faulty row
+starts (for a CSV row with a quoted line break, its first line)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+
+SHOWN_CHARS = 40  # a faulty value is quoted in an error up to this many characters
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,12 @@ class TableFormat:
 
     def label_of(self, value: str) -> int | None:
         return {self.negative_label: 0, self.positive_label: 1}.get(value.strip())
+
+    def label_name(self, label: int) -> str:
+        """How the file writes a class: e.g. "'1' (positive)"."""
+        if label:
+            return f"{self.positive_label!r} (positive)"
+        return f"{self.negative_label!r} (negative)"
 
 
 @dataclass(frozen=True)
@@ -32,22 +43,40 @@ NSMC_FORMAT = TableFormat("document", "label", "0", "1")
 
 
 def read_table(path: Path, fmt: TableFormat) -> list[Row]:
-    """Read every data row of a CSV/TSV file; bad labels or structure name the file and line."""
+    """Every data row of a CSV/TSV file (at least one); any fault names the file and the line."""
     if not path.is_file():
         raise PipelineError(f"data file not found: {path}")
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            return list(_rows(path, f, fmt))
+            rows = list(_rows(path, f, fmt))
     except UnicodeDecodeError as exc:
-        raise PipelineError(
-            f"{path} is not valid UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from exc
+        raise PipelineError(undecodable(path, exc)) from exc
+    if not rows:
+        raise PipelineError(f"{path} has a header line but no data rows")
+    return rows
+
+
+def undecodable(path: Path, exc: UnicodeDecodeError) -> str:
+    """The error for a file that is not UTF-8: the first bad line and column (in characters)."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            data = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                column = len(data[: bad.start].decode("utf-8")) + 1
+                return (
+                    f"{path}, line {number}, column {column}: not valid UTF-8 text "
+                    f"(byte 0x{data[bad.start]:02x}: {bad.reason}); save the file as UTF-8"
+                )
+    return f"{path} is not valid UTF-8 text ({exc.reason}); save the file as UTF-8"
 
 
 def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:
     tsv = path.suffix.lower() in {".tsv", ".txt"}
     reader = csv.reader(f, delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else 0)
-    header = next(reader, None)
+    records = _records(path, reader, tsv)
+    _, _, header = next(records, (0, 0, None))
     if header is None:
         raise PipelineError(f"{path} is empty: expected a header line")
     missing = [c for c in (fmt.text_column, fmt.label_column) if c not in header]
@@ -57,18 +86,48 @@ def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:
             f"the header has {', '.join(map(repr, header))}"
         )
     text_at, label_at = header.index(fmt.text_column), header.index(fmt.label_column)
-    for fields in reader:
-        line = reader.line_num
+    for line, last_line, fields in records:
         if not fields:
             continue
+        # Only a quoted CSV field spans lines; when it does by mistake, it usually swallows the
+        # rest of the file, and this row is where the quote was opened.
+        runs_on = f" (the row runs on to line {last_line}: an unclosed quote?)"
+        hint = runs_on if last_line > line else ""
         if len(fields) != len(header):
             raise PipelineError(
-                f"{path}, line {line}: expected {len(header)} fields, found {len(fields)}"
+                f"{path}, line {line}: expected {len(header)} fields, found {len(fields)}{hint}"
             )
         label = fmt.label_of(fields[label_at])
         if label is None:
             raise PipelineError(
-                f"{path}, line {line}: label {fields[label_at]!r} is not "
-                f"{fmt.negative_label!r} (negative) or {fmt.positive_label!r} (positive)"
+                f"{path}, line {line}: label {shown(fields[label_at])} is not "
+                f"{fmt.negative_label!r} (negative) or {fmt.positive_label!r} (positive){hint}"
             )
         yield Row(line, fields[text_at], label)
+
+
+def _records(path: Path, reader, tsv: bool) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of each record; a parser error names the first line."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise PipelineError(f"{path}, line {line}: {_parse_problem(exc, tsv)}") from exc
+        yield line, reader.line_num, fields
+
+
+def _parse_problem(exc: csv.Error, tsv: bool) -> str:
+    if "field limit" in str(exc):
+        limit = f"a field is longer than {csv.field_size_limit():,} characters"
+        return limit if tsv else f"{limit} (an unclosed quote?)"
+    return f"unreadable row ({exc})"
+
+
+def shown(value: str) -> str:
+    """A value from the file, quoted for an error message on one line and cut short."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}... ({len(value):,} characters)"
