@@ -26,10 +26,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from pipeline import bundle
 from pipeline.ensemble import combine
 from pipeline.errors import PipelineError
 from pipeline.io import read_jsonl, sha256_file
-from pipeline.serving import BUNDLE_FILE, THRESHOLD
+from pipeline.probability import labels_of
 
 SPLITS = ("validation", "test")
 EXPERIMENT = "probes"
@@ -52,7 +53,7 @@ class ProbeCommand(click.Command):
 
 def bundle_names(models_dir: Path) -> list[str]:
     """The folders under `models_dir` that hold a trained bundle, sorted."""
-    return sorted(p.name for p in models_dir.iterdir() if (p / BUNDLE_FILE).is_file())
+    return sorted(p.name for p in models_dir.iterdir() if bundle.is_bundle(p))
 
 
 def chosen_variants(models_dir: Path, named: Sequence[str], minimum: int = 1) -> list[str]:
@@ -101,15 +102,16 @@ def member_probabilities(
 
     probabilities = {}
     for variant in variants:
-        bundle = Bundle(models_dir / variant, with_tokenizer=False)
-        if bundle.meta["type"] == "ensemble":
+        model = Bundle(models_dir / variant, with_tokenizer=False)
+        if model.meta["type"] == "ensemble":
             raise PipelineError(f"{variant!r} is an ensemble bundle: name its members instead")
-        needs = bundle.tokenizer_name
-        if needs and needs not in splits[SPLITS[0]][0].get("tokens", {}):
-            raise PipelineError(
-                f"variant {variant!r} reads tokens of tokenizer {needs!r}, which the split lacks"
-            )
-        probabilities[variant] = {s: score_variant(bundle, splits[s])[1] for s in SPLITS}
+        for needs in model.scorer.tokenizers:
+            if needs not in splits[SPLITS[0]][0].get("tokens", {}):
+                raise PipelineError(
+                    f"variant {variant!r} reads tokens of tokenizer {needs!r}, "
+                    "which the split lacks"
+                )
+        probabilities[variant] = {s: score_variant(model, splits[s])[1] for s in SPLITS}
     return probabilities
 
 
@@ -119,7 +121,7 @@ def split_labels(splits: dict[str, list[dict]]) -> dict[str, np.ndarray]:
 
 def accuracy(labels: np.ndarray, probability: np.ndarray) -> float:
     """As `evaluate.scores`' accuracy (threshold 0.5), without its slower metrics."""
-    return float(np.mean((probability >= THRESHOLD) == labels))
+    return float(np.mean(labels_of(probability) == labels))
 
 
 def combination_scores(
