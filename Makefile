@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test lint format benchmark ui
+.PHONY: setup repro test test-unit lint format benchmark ui
 
 setup: $(STAMP)
 
@@ -21,9 +21,14 @@ repro: setup
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
+test-unit: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not e2e"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/python tools/stage_deps.py
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import clean_env, sh
+from tests.conftest import SAMPLE_EXECUTION, clean_env, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +41,11 @@ def client(repo):
     mlflow.set_tracking_uri(None)
 
 
-def _runs(client, name="korean-sentiment"):
+def _runs(client, name="korean-sentiment", execution=SAMPLE_EXECUTION):
+    """The runs of one pipeline execution (by default the fixture's `dvc repro`), by name."""
     experiment = client.get_experiment_by_name(name)
-    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    query = f"tags.`pipeline.execution_id` = '{execution}'" if execution else ""
+    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id], query)}
 
 
 def test_nothing_reruns_when_nothing_changed(repo):
@@ -66,39 +68,44 @@ def test_a_param_change_invalidates_only_its_stage(repo):
         params.write_text(original, encoding="utf-8")
 
 
-def test_dvc_metrics_and_plots(repo, tmp_path):
+def test_dvc_metrics_show_one_summary_and_plots_one_chart_per_kind_offline(repo, tmp_path):
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
-    evaluated = next(iter(metrics.values()))["data"]["reports/evaluate/metrics.json"]["data"]
-    assert set(evaluated) == {*VARIANTS, ENSEMBLE}
-    assert 0 <= evaluated["bilstm"]["test"]["accuracy"] <= 1
+    files = next(iter(metrics.values()))["data"]
+    assert list(files) == ["reports/evaluate/summary.json"]
+    summary = files["reports/evaluate/summary.json"]["data"]
+    champion = json.loads((repo / "reports/evaluate/champion.json").read_text())
+    assert summary["champion"] == champion["variant"]
+    assert summary["test_accuracy"] == champion["test"]["accuracy"]
     result = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert "WARNING" not in result.stdout + result.stderr
     html = (tmp_path / "plots" / "index.html").read_text(encoding="utf-8")
-    for name in ("confusion_bilstm_json", "roc_base_json", "train_tfidf_history_csv"):
-        assert name in html
+    assert "cdn.jsdelivr.net" not in html and "window.vegaEmbed=" in html  # Vega inlined
+    assert html.count("vegaEmbed('#") == 4  # loss, ROC, precision-recall, confusion
+    for chart in ("loss", "roc", "precision_recall"):
+        rows = json.loads((repo / f"reports/evaluate/plots/{chart}.json").read_text())
+        assert {row["variant"] for row in rows} >= {"base", "bilstm", "tfidf"}, chart
     assert (repo / "reports/evaluate/leaderboard.md").read_text(encoding="utf-8").count("\n") >= 7
 
 
 def test_every_variant_is_a_complete_mlflow_run(repo, client):
     runs = _runs(client)
     assert set(runs) == {*VARIANTS, ENSEMBLE}
-    executions = {r.data.tags["pipeline.execution_id"] for r in runs.values()}
-    assert len(executions) == 1
     commit = sh(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    location = (repo / "mlartifacts").resolve().as_uri()
     for variant, run in runs.items():
         assert run.info.status == "FINISHED"
         assert run.data.tags["variant"] == variant
         assert run.data.tags["mlflow.source.git.commit"] == commit
+        assert run.info.artifact_uri.startswith(location)
         assert {"val_accuracy", "test_accuracy", "test_roc_auc"} <= set(run.data.metrics)
     for variant in VARIANTS:
         run = runs[variant]
         assert run.data.params["data_source"] == "sample"
-        assert {"val_accuracy", "test_accuracy", "test_roc_auc", "train_seconds"} <= set(
-            run.data.metrics
-        )
+        assert {"train_seconds", "best_epoch", "epochs_run"} <= set(run.data.metrics)
         epochs = int(run.data.metrics["epochs_run"])
-        history = client.get_metric_history(run.info.run_id, "val_loss")
-        assert [m.step for m in history] == list(range(1, epochs + 1))
+        for key in ("epoch/val_loss", "epoch/val_accuracy", "epoch/train_loss"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert [m.step for m in history] == list(range(1, epochs + 1)), key
         inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
         assert set(inputs) == {"train", "validation"} and all(inputs.values())
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -109,6 +116,30 @@ def test_every_variant_is_a_complete_mlflow_run(repo, client):
     assert [a.path for a in client.list_artifacts(bilstm.info.run_id, "keras")] == [
         "keras/model.keras"
     ]
+
+
+def test_mlflow_shows_the_leaderboard_s_numbers_and_order(repo, client):
+    """One meaning per key: a run's summary val_/test_ metrics are the leaderboard's, and MLflow
+    ordering runs by validation accuracy gives the leaderboard's ranking."""
+    runs = _runs(client)
+    board = json.loads((repo / "reports/evaluate/leaderboard.json").read_text())
+    for row in board:
+        shown = runs[row["variant"]].data.metrics
+        for key in ("val_accuracy", "val_log_loss", "test_accuracy", "test_roc_auc"):
+            assert shown[key] == row[key], (row["variant"], key)
+    experiment = client.get_experiment_by_name(MODEL).experiment_id
+    ordered = client.search_runs(
+        [experiment],
+        f"tags.`pipeline.execution_id` = '{SAMPLE_EXECUTION}'",
+        order_by=["metrics.val_accuracy DESC", "attributes.run_name ASC"],
+    )
+    assert [r.info.run_name for r in ordered] == [row["variant"] for row in board]
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    winner = next(row for row in board if row["champion"])
+    assert champion.tags["val_accuracy"] == f"{winner['val_accuracy']:.4f}"
+    assert json.loads((repo / "reports/evaluate/champion.json").read_text())["validation"][
+        "accuracy"
+    ] == round(winner["val_accuracy"], 4)
 
 
 def test_ensemble_run_serves_the_mean_log_odds_of_its_members(repo, client):
@@ -143,6 +174,7 @@ def test_champion_is_registered_and_predicts_raw_text(repo, client):
     champion = client.get_model_version_by_alias(MODEL, "champion")
     chosen = json.loads((repo / "reports/evaluate/champion.json").read_text())
     assert champion.tags["variant"] == chosen["variant"] and chosen["passed_gate"]
+    assert champion.run_id == _runs(client)[chosen["variant"]].info.run_id
     assert {"val_accuracy", "test_accuracy", "data.digest", "git_commit", "run_id"} <= set(
         champion.tags
     )
@@ -322,7 +354,8 @@ def test_gate_blocks_a_weak_champion_and_keeps_the_current_one(repo, client):
         result = sh(["dvc", "repro", "evaluate"], repo)
         assert "failed the gate" in result.stdout + result.stderr
         chosen = json.loads((repo / "reports/evaluate/champion.json").read_text())
-        assert chosen["passed_gate"] is False and chosen["current_champion"] == int(before)
+        assert chosen["passed_gate"] is False and chosen["gate_failures"]
+        assert f"left unchanged (version {before})" in result.stdout + result.stderr
         assert client.get_model_version_by_alias(MODEL, "champion").version == before
     finally:
         params.write_text(original, encoding="utf-8")
@@ -347,7 +380,7 @@ def test_mlflow_run_trains_one_variant_with_overrides(repo, client):
         ],
         repo,
     )
-    run = next(iter(_runs(client, "mlproject-check").values()))
+    run = next(iter(_runs(client, "mlproject-check", execution=None).values()))
     assert run.info.status == "FINISHED" and run.info.run_name == "notebook"
     assert run.data.params["units"] == "8" and run.data.params["epochs"] == "2"
     assert "train@" not in sh(["dvc", "status"], repo).stdout  # DVC outputs untouched
@@ -359,7 +392,7 @@ def test_mlflow_run_main_entry_runs_the_pipeline(repo, client):
         repo,
     )
     assert "Stage 'train@bilstm' didn't change, skipping" in result.stdout
-    run = next(iter(_runs(client, "mlproject-main").values()))
+    run = next(iter(_runs(client, "mlproject-main", execution=None).values()))
     assert run.info.status == "FINISHED"
 
 
@@ -404,7 +437,7 @@ def test_sigterm_ends_the_run_killed_and_writes_no_model(repo, client):
     deadline = time.time() + 300
     while time.time() < deadline:
         runs = client.search_runs([experiment], query)
-        if runs and client.get_metric_history(runs[0].info.run_id, "val_loss"):
+        if runs and client.get_metric_history(runs[0].info.run_id, "epoch/val_loss"):
             break
         time.sleep(1)
     else:

@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.errors import PipelineError
 from pipeline.models import (
     BucketedBatches,
     MaskedMaxPooling,
@@ -11,7 +10,7 @@ from pipeline.models import (
     fit,
     pad_batch,
 )
-from pipeline.variants import LstmConfig, variant_from_params
+from pipeline.variants import LstmConfig
 
 LSTM = {
     "type": "lstm",
@@ -32,29 +31,6 @@ LSTM = {
     "ema_momentum": 0.0,
     "patience": 1,
 }
-
-
-def test_unknown_variant_type_is_an_error():
-    with pytest.raises(PipelineError, match="unknown type 'transformer'"):
-        variant_from_params("x", {**LSTM, "type": "transformer"})
-
-
-def test_missing_and_unknown_settings_are_errors():
-    incomplete = {k: v for k, v in LSTM.items() if k != "units"}
-    with pytest.raises(PipelineError, match="lacks setting.*units"):
-        variant_from_params("x", incomplete)
-    with pytest.raises(PipelineError, match="unknown setting.*unit\\b"):
-        variant_from_params("x", {**LSTM, "unit": 3})
-    with pytest.raises(PipelineError, match="pooling"):
-        variant_from_params("x", {**LSTM, "pooling": "attention"})
-    for depth in (0, 1.5, "2"):
-        with pytest.raises(PipelineError, match="lstm_layers must be a whole number"):
-            variant_from_params("x", {**LSTM, "lstm_layers": depth})
-    with pytest.raises(PipelineError, match="'x': embedding_init must be one of random, ppmi"):
-        variant_from_params("x", {**LSTM, "embedding_init": "word2vec"})
-    for momentum in (-0.1, 1.0, "0.9", True):
-        with pytest.raises(PipelineError, match="ema_momentum must be a number in"):
-            variant_from_params("x", {**LSTM, "ema_momentum": momentum})
 
 
 def test_a_given_embedding_table_and_the_moving_average_reach_the_model():
@@ -78,26 +54,6 @@ TFIDF = {
     "nb_scaling": False,
     "C": 1.0,
 }
-
-
-def test_tfidf_reads_raw_text_or_a_tokenizer_s_tokens():
-    assert variant_from_params("x", TFIDF).tokenizer is None
-    words = variant_from_params("x", {**TFIDF, "tokenizer": "morph", "analyzer": "word"})
-    assert (words.tokenizer, words.analyzer) == ("morph", "word")
-
-
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"analyzer": "chars"}, "analyzer must be one of char, char_wb, word"),
-        ({"tokenizer": "morph"}, "with tokenizer 'morph' the analyzer must be 'word'.*'char'"),
-        ({"tokenizer": "morph", "analyzer": "char_wb"}, "analyzer must be 'word'"),
-        ({"nb_scaling": "yes"}, "nb_scaling must be true or false"),
-    ],
-)
-def test_bad_tfidf_analyzer_is_named(settings, message):
-    with pytest.raises(PipelineError, match=message):
-        variant_from_params("x", {**TFIDF, **settings})
 
 
 @pytest.mark.parametrize(

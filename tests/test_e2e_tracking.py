@@ -1,0 +1,233 @@
+"""What the tracking store and DVC record, from every entry point, on the reproduced sample
+project: artifacts in one place, DVC experiments linked to their runs, a stable dvc.lock, stage
+dependencies that follow the imports, and a run left RUNNING by a killed process found."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import clean_env, sh
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENT = "korean-sentiment"
+TRAIN_NOTEBOOK = [
+    "train",
+    "--variant",
+    "notebook",
+    "--data-dir",
+    "data/split",
+    "--data-report",
+    "reports/data.json",
+]
+
+ONE_EPOCH = ["-S", "train.variants.notebook.epochs=1"]
+ONE, LONG = ["--overrides", "epochs=1"], ["--overrides", "epochs=500 patience=500"]
+
+
+def outputs(tmp_path: Path) -> list[str]:
+    return ["--model-dir", str(tmp_path / "out"), "--reports-dir", str(tmp_path / "reports")]
+
+
+def fresh_copy(repo: Path, dest: Path) -> Path:
+    """The reproduced project, its DVC cache included, with an empty tracking store."""
+    shutil.copytree(repo, dest, symlinks=True)
+    for name in ("mlflow.db", "mlartifacts", "mlruns"):
+        path = dest / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.unlink(missing_ok=True)
+    return dest
+
+
+def store(root: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+
+def only_run(client: MlflowClient, query: str = ""):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None, "the project's experiment was not created"
+    runs = client.search_runs([experiment.experiment_id], query)
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return experiment, runs[0]
+
+
+def assert_artifacts_under(root: Path, experiment, run) -> None:
+    location = (root / "mlartifacts").resolve().as_uri()
+    assert experiment.artifact_location == location
+    assert run.info.artifact_uri.startswith(location + "/")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_first_run_from_dvc_exp_run_temp_keeps_artifacts_in_the_repo(sample_repo, tmp_path):
+    root = fresh_copy(sample_repo, tmp_path / "repo")
+    sh(
+        ["dvc", "exp", "run", "--temp", "-S", "train.variants.notebook.epochs=1", "train@notebook"],
+        root,
+    )
+    experiment, run = only_run(store(root))
+    assert_artifacts_under(root, experiment, run)
+    exp_name = run.data.tags["dvc.exp_name"]
+    assert run.info.run_name == f"notebook@{exp_name}"
+    assert (
+        run.data.tags["dvc.baseline_rev"] == sh(["git", "rev-parse", "HEAD"], root).stdout.strip()
+    )
+    assert exp_name in sh(["dvc", "exp", "show", "--no-pager", "--csv"], root).stdout
+    assert not list((root / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+def test_first_run_from_the_dvc_queue_keeps_artifacts_in_the_repo(sample_repo, tmp_path):
+    root = fresh_copy(sample_repo, tmp_path / "repo")
+    sh(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            "train.variants.notebook.epochs=1",
+            "train@notebook",
+        ],
+        root,
+    )
+    sh(["dvc", "exp", "run", "--run-all"], root)
+    experiment, run = only_run(store(root))
+    assert_artifacts_under(root, experiment, run)
+    assert run.data.tags["dvc.exp_name"]
+
+
+def test_first_run_from_mlflow_run_lands_in_the_project_s_experiment(sample_repo, tmp_path):
+    root = fresh_copy(sample_repo, tmp_path / "repo")
+    entry = ["-e", "train", "-P", "variant=notebook", "-P", "overrides=epochs=1"]
+    sh(["mlflow", "run", ".", *entry, "--env-manager", "local"], root)
+    client = store(root)
+    experiment, run = only_run(client)
+    assert_artifacts_under(root, experiment, run)
+    (project_run,) = client.search_runs(["0"])  # what `mlflow run` made in Default
+    assert project_run.data.tags["pipeline.logged_to_run"] == run.info.run_id
+
+
+def test_first_run_from_a_subfolder_uses_the_repo_s_store(sample_repo, tmp_path):
+    root = fresh_copy(sample_repo, tmp_path / "repo")
+    args = [a if not a.startswith(("data/", "reports/")) else f"../{a}" for a in TRAIN_NOTEBOOK]
+    sh(
+        [sys.executable, "-m", "pipeline", *args, "--overrides", "epochs=1", *outputs(tmp_path)],
+        root / "tests",
+        env=clean_env(PYTHONPATH=str(root)),
+    )
+    experiment, run = only_run(store(root))
+    assert_artifacts_under(root, experiment, run)
+    assert not (root / "tests" / "mlflow.db").exists()
+    assert not (root / "tests" / "mlruns").exists()
+
+
+def test_a_forced_rerun_changes_nothing_in_dvc_lock(sample_repo):
+    before = (sample_repo / "dvc.lock").read_text(encoding="utf-8")
+    sh(["dvc", "repro", "--force", "--single-item", "train@base", "train@tfidf"], sample_repo)
+    sh(["dvc", "repro", "--force", "--single-item", "evaluate"], sample_repo)
+    assert (sample_repo / "dvc.lock").read_text(encoding="utf-8") == before
+    assert "Data and pipelines are up to date." in sh(["dvc", "status"], sample_repo).stdout
+
+
+def test_a_change_to_the_registry_module_reruns_evaluate_only(sample_repo):
+    module = sample_repo / "pipeline" / "registry.py"
+    original = module.read_text(encoding="utf-8")
+    try:
+        module.write_text(original + "# how the champion is promoted changed\n", encoding="utf-8")
+        changed = set(json.loads(sh(["dvc", "status", "--json"], sample_repo).stdout))
+        assert changed == {"evaluate"}
+    finally:
+        module.write_text(original, encoding="utf-8")
+
+
+def test_dvc_metrics_diff_against_the_last_commit(sample_repo, tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(sample_repo, root, symlinks=True)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reproduced"], root)
+    assert sh(["git", "ls-files", "reports/evaluate/summary.json"], root).stdout.strip()
+    result = sh(["dvc", "metrics", "diff", "HEAD~1", "--json"], root)
+    assert "reports/evaluate/summary.json" in json.loads(result.stdout)
+
+
+def _wait_for_epochs(client: MlflowClient, query: str, timeout: float = 300):
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = client.search_runs([experiment], query)
+        if runs and client.get_metric_history(runs[0].info.run_id, "epoch/val_loss"):
+            return runs[0]
+        time.sleep(1)
+    pytest.fail("training did not start")
+
+
+def test_sigterm_to_dvc_repro_stops_training_and_nothing_is_written_after(sample_repo, tmp_path):
+    import psutil
+
+    from pipeline.bundle import digest
+
+    root = tmp_path / "repo"
+    shutil.copytree(sample_repo, root, symlinks=True)
+    model_before = digest(root / "models" / "notebook")
+    params = root / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    for key in ("epochs", "patience"):  # the notebook variant's, the only 12s
+        text = text.replace(f"      {key}: 12\n", f"      {key}: 500\n")
+    params.write_text(text, encoding="utf-8")
+    dvc = subprocess.Popen(
+        ["dvc", "repro", "train@notebook"],
+        cwd=root,
+        env=clean_env(PIPELINE_EXECUTION_ID="sigterm-dvc"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        run = _wait_for_epochs(store(root), "tags.`pipeline.execution_id` = 'sigterm-dvc'")
+        trainer = psutil.Process(int(run.data.tags["pipeline.pid"]))
+        dvc.send_signal(signal.SIGTERM)
+        dvc.wait(timeout=60)
+        trainer.wait(timeout=30)  # gone within seconds of dvc, not after training finished
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dvc.pid, signal.SIGKILL)
+    assert store(root).get_run(run.info.run_id).info.status == "KILLED"
+    time.sleep(3)
+    assert digest(root / "models" / "notebook") == model_before
+    status = json.loads(sh(["dvc", "status", "--json"], root).stdout)
+    assert all("changed outs" not in entry for entry in status.get("train@notebook", []))
+
+
+def test_a_run_whose_process_was_killed_is_marked_killed_by_the_next_command(sample_repo, tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(sample_repo, root, symlinks=True)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *TRAIN_NOTEBOOK, *outputs(tmp_path), *LONG],
+        cwd=root,
+        env=clean_env(PIPELINE_EXECUTION_ID="kill-9"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = store(root)
+    run = _wait_for_epochs(client, "tags.`pipeline.execution_id` = 'kill-9'")
+    trainer.kill()
+    trainer.wait(timeout=30)
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+    sh(
+        [sys.executable, "-m", "pipeline", *TRAIN_NOTEBOOK, *outputs, "--overrides", "epochs=1"],
+        root,
+    )
+    killed = client.get_run(run.info.run_id)
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["pipeline.end_reason"] == "its process was gone"
