@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "Score all variants, write the leaderboard, register the champion.",
     "predict": "Score a file of texts with a model (registry URI or bundle folder).",
     "benchmark": "Run the whole pipeline on NSMC and write a results table.",
+    "tracking-server": "Start, stop or check a team's MLflow tracking server on PostgreSQL.",
 }
 
 

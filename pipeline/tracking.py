@@ -30,6 +30,10 @@ def configure(root: Path) -> None:
     """SQLite store at the root unless MLFLOW_TRACKING_URI names another (e.g. a server)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    else:  # unreachable or unknown: one line naming the URI, before any run starts
+        from pipeline.tracking_server import check_tracking_uri
+
+        check_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
 
 def experiment_id(name: str, root: Path) -> str:
