@@ -545,6 +545,7 @@ def _layout(folder: Path) -> Layout:
     return Layout(folder.resolve())
 
 
+PORT_RANGE = click.IntRange(1, 65535)
 dir_option = click.option(
     "--dir",
     "folder",
@@ -564,10 +565,12 @@ def command():
 
 @command.command("start")
 @dir_option
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="MLflow's port.")
+@click.option(
+    "--port", type=PORT_RANGE, default=DEFAULT_PORT, show_default=True, help="MLflow's port."
+)
 @click.option(
     "--pg-port",
-    type=int,
+    type=PORT_RANGE,
     default=DEFAULT_PG_PORT,
     show_default=True,
     help="PostgreSQL's port (on 127.0.0.1 only).",
@@ -584,10 +587,16 @@ def command():
     help="Host headers MLflow accepts, comma-separated (mlflow server --allowed-hosts); "
     "default: localhost and private IPs.",
 )
-@click.option("--workers", type=int, default=2, show_default=True, help="MLflow's uvicorn workers.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="MLflow's uvicorn worker processes.",
+)
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=1),
     default=120,
     show_default=True,
     help="Seconds to wait for the MLflow server to answer.",
@@ -610,6 +619,7 @@ def start(folder, port, pg_port, host, allowed_hosts, workers, timeout):
         click.echo(f"export MLFLOW_TRACKING_URI={ports.url}")
         return
     initdb, pg_ctl = pg_binary("initdb"), pg_binary("pg_ctl")
+    _psycopg()  # MLflow's PostgreSQL driver, checked before anything starts
     if not mlflow_running and not port_free(ports.host, ports.port):
         raise PipelineError(
             f"port {ports.port} on {ports.host} is already in use: stop what listens there "

@@ -34,7 +34,9 @@ from pipeline.tracking_server import (
     backend_store_uri,
     check_tracking_uri,
     mlflow_command,
+    mlflow_pid,
     port_open,
+    postgres_pid,
     redacted,
 )
 from tests.conftest import REPO, clean_env, sh
@@ -212,18 +214,50 @@ def test_a_missing_initdb_is_one_error(tmp_path):
     assert not (tmp_path / "srv").exists()
 
 
+def _reachable_folder() -> Path:
+    """A folder the postgres OS user can go through (as root, PostgreSQL runs as that user;
+    pytest's own temporary folders are private to root)."""
+    parent = Path(tempfile.mkdtemp(prefix="tracking-server-"))
+    parent.chmod(0o711)
+    return parent
+
+
+def test_an_mlflow_that_exits_while_starting_leaves_nothing_running(tmp_path):
+    """A real PostgreSQL; an `mlflow` package first on PYTHONPATH whose `python -m mlflow` exits
+    at once (the command itself imports no MLflow)."""
+    broken = tmp_path / "broken" / "mlflow"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("")
+    (broken / "__main__.py").write_text("raise SystemExit('cannot start')\n")
+    parent = _reachable_folder()
+    try:
+        folder = parent / "srv"
+        env = clean_env(PYTHONPATH=f"{tmp_path / 'broken'}{os.pathsep}{REPO}")
+        ports = ["--port", str(_free_port()), "--pg-port", str(_free_port())]
+        line = _one_line_error(_server_cli("start", "--dir", str(folder), *ports, env=env))
+        assert "the MLflow server exited while starting" in line
+        assert str(folder / "mlflow.log") in line
+        assert "cannot start" in (folder / "mlflow.log").read_text()
+        layout = Layout(folder)
+        assert postgres_pid(layout) is None and mlflow_pid(layout) is None
+        assert not layout.mlflow_pid_file.exists() and not layout.state_file.exists()
+    finally:
+        if postgres_pid(Layout(parent / "srv")):
+            _server_cli("stop", "--dir", str(parent / "srv"))
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 # --- the real servers, and the pipeline against them -------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def server_dir():
-    """The state folder, in a folder the postgres OS user can go through (as root, PostgreSQL
-    runs as that user; pytest's own temporary folders are private to root)."""
-    parent = Path(tempfile.mkdtemp(prefix="tracking-server-"))
-    parent.chmod(0o711)
+    """The state folder, where the postgres OS user can reach it."""
+    parent = _reachable_folder()
     yield parent / "srv"
-    if (parent / "srv" / "mlflow.pid").exists() or (parent / "srv" / "pgdata").exists():
-        _server_cli("stop", "--dir", str(parent / "srv"))
+    layout = Layout(parent / "srv")
+    if postgres_pid(layout) or mlflow_pid(layout):  # a test failed before stopping them
+        _server_cli("stop", "--dir", str(layout.root))
     shutil.rmtree(parent, ignore_errors=True)
 
 
