@@ -45,8 +45,9 @@ MODEL = "korean-sentiment"
 CHAMPION = f"models:/{MODEL}@champion"
 VARIANTS = {"notebook", "tfidf"}
 SERVE = ["mlflow", "models", "serve", "-m", CHAMPION, "--env-manager", "local"]
-TRAIN = [sys.executable, "-m", "pipeline", "train", "--variant", "notebook", "--data-dir"]
-TRAIN += ["data/split", "--data-report", "reports/data.json"]
+TRAIN = [sys.executable, "-m", "pipeline", "train", "--variant", "notebook"]
+TRAIN_INPUTS = ["--data-dir", "data/split", "--data-report", "reports/data.json"]
+TRAIN_OUTPUTS = ["--model-dir", "outputs/unreachable", "--reports-dir", "outputs/reports"]
 PREDICT = [sys.executable, "-m", "pipeline", "predict", "--model", CHAMPION]
 
 
@@ -367,7 +368,7 @@ def test_predict_and_models_serve_load_the_champion_through_the_server(project, 
 def test_train_against_a_closed_port_fails_in_one_line_and_starts_no_run(project, client):
     uri = f"http://127.0.0.1:{_free_port()}"
     result = subprocess.run(
-        [*TRAIN, "--model-dir", "outputs/unreachable", "--reports-dir", "outputs/reports"],
+        [*TRAIN, *TRAIN_INPUTS, *TRAIN_OUTPUTS],
         cwd=project,
         env=clean_env(MLFLOW_TRACKING_URI=uri),
         capture_output=True,
