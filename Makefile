@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The team's tracking server: state folder, and more options (e.g. SERVER_ARGS="--port 5001").
+SERVER_DIR  ?= .mlflow-server
+SERVER_ARGS ?=
 
-.PHONY: setup repro test test-unit lint format benchmark ui
+.PHONY: setup repro test test-unit lint format benchmark ui server server-stop
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,server]"
 	$(BIN)/python -m pipeline plots-template
 	touch $(STAMP)
 
@@ -39,3 +42,9 @@ benchmark: setup
 
 ui: setup
 	$(BIN)/mlflow ui
+
+server: setup
+	$(BIN)/python -m pipeline tracking-server start --dir $(SERVER_DIR) $(SERVER_ARGS)
+
+server-stop: setup
+	$(BIN)/python -m pipeline tracking-server stop --dir $(SERVER_DIR)

@@ -18,6 +18,7 @@ COMMANDS = {
     "predict": "Score a file of texts with a model (registry URI or bundle folder).",
     "benchmark": "Run the whole pipeline on NSMC and write a results table.",
     "plots-template": "Write the page `dvc plots show` renders into, usable offline.",
+    "tracking-server": "Start, stop or check a team's MLflow tracking server on PostgreSQL.",
 }
 
 

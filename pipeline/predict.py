@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import pandas as pd
@@ -19,6 +15,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
 from pipeline.options import path_option
 from pipeline.serving import TEXT_COLUMN
+from pipeline.tracking_uri import redacted
 
 
 def read_texts(path: Path, column: str) -> list[str]:
@@ -40,13 +37,6 @@ def read_texts(path: Path, column: str) -> list[str]:
     return frame[column].tolist()
 
 
-# MLflow retries an unreachable tracking server for about four minutes by default; `predict`
-# waits a few seconds unless the user set these (see docs/data.md).
-QUICK_HTTP = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-}
 URI_FORMS = "models:/<name>@<alias>, runs:/<run-id>/model, models:/<model-id> or a bundle folder"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -70,8 +60,7 @@ def load_scorer(model: str):
     store_uri = store_uri or mlflow.get_tracking_uri()
     check_tracking_store(model, store_uri)
     try:
-        with quick_http_failures():
-            loaded = mlflow.pyfunc.load_model(model)
+        loaded = mlflow.pyfunc.load_model(model)
     except MlflowException as exc:
         raise PipelineError(load_failure(model, store_uri, exc)) from exc
     return lambda texts: loaded.predict(pd.DataFrame({TEXT_COLUMN: texts}))
@@ -114,28 +103,18 @@ def _sqlite_file(tracking_uri: str) -> Path | None:
     return Path(tracking_uri.removeprefix(prefix).split("?", 1)[0])
 
 
-@contextlib.contextmanager
-def quick_http_failures() -> Iterator[None]:
-    """QUICK_HTTP's settings, where the environment has none, for the duration of the block."""
-    added = {k: v for k, v in QUICK_HTTP.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
 def load_failure(model: str, tracking_uri: str, exc: Exception) -> str:
     """One line for an MLflow error while loading `model`: the URI and what is wrong."""
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, requests.exceptions.Timeout):
-        return f"cannot load model {model!r}: the tracking server {_shown(tracking_uri)} timed out"
+        return (
+            f"cannot load model {model!r}: the tracking server {redacted(tracking_uri)} timed out"
+        )
     if isinstance(cause, requests.exceptions.ConnectionError):
         found = re.search(r"\[Errno -?\d+\] ([^'\"()]+)", str(cause))
         why = found.group(1).strip().lower() if found else "connection failed"
         return (
-            f"cannot load model {model!r}: the tracking server {_shown(tracking_uri)} "
+            f"cannot load model {model!r}: the tracking server {redacted(tracking_uri)} "
             f"is unreachable ({why})"
         )
     lines = str(exc).strip().splitlines() or [type(exc).__name__]
@@ -143,18 +122,8 @@ def load_failure(model: str, tracking_uri: str, exc: Exception) -> str:
     if len(reason) > 200:
         reason = reason[:200] + "..."
     if _scheme(model) in ("models", "runs"):
-        reason += f" (tracking store {_shown(tracking_uri)})"
+        reason += f" (tracking store {redacted(tracking_uri)})"
     return f"cannot load model {model!r}: {reason}"
-
-
-def _shown(uri: str) -> str:
-    """The URI without any user name or password in it."""
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @click.command("predict")

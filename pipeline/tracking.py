@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.project import git_commit
+from pipeline.tracking_uri import check_tracking_uri
 
 EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
 EXECUTION_TAG = "pipeline.execution_id"
@@ -51,6 +52,8 @@ def configure(root: Path) -> None:
     """SQLite store at the root unless MLFLOW_TRACKING_URI names another (e.g. a server)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    else:  # unreachable or unknown: one line naming the URI, before any run starts
+        check_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
 
 def experiment_id(name: str, root: Path) -> str:

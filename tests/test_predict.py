@@ -1,4 +1,3 @@
-import os
 import socket
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.predict import QUICK_HTTP, quick_http_failures
+from pipeline.tracking_uri import HTTP_DEFAULTS
 from tests.conftest import REPO, clean_env
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
@@ -101,9 +100,11 @@ def closed_port() -> int:
 
 
 def run_cli(model: str, texts, output, tracking_uri: str):
-    env = {k: v for k, v in clean_env(MLFLOW_TRACKING_URI=tracking_uri).items()}
-    for key in QUICK_HTTP:
-        env.pop(key, None)
+    env = {
+        k: v
+        for k, v in clean_env(MLFLOW_TRACKING_URI=tracking_uri).items()
+        if k not in HTTP_DEFAULTS
+    }
     args = ["predict", "--model", model, "--input", str(texts), "--output", str(output)]
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
@@ -120,10 +121,8 @@ def test_unreachable_tracking_server_is_one_line_through_the_cli(texts, tmp_path
     result = run_cli("models:/korean-sentiment@champion", texts, tmp_path / "o.csv", server)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [
-        "error: cannot load model 'models:/korean-sentiment@champion': the tracking server "
-        f"{server} is unreachable (connection refused)"
-    ]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: tracking server {server} is unreachable")
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -140,30 +139,8 @@ def test_unknown_model_is_one_line_through_the_cli(store, texts, tmp_path):
 def test_credentials_in_the_server_uri_are_not_shown(texts, tmp_path, monkeypatch):
     port = closed_port()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://reader:s3cret@127.0.0.1:{port}")
-    for key in QUICK_HTTP:
+    for key in HTTP_DEFAULTS:
         monkeypatch.delenv(key, raising=False)
     line = one_error_line(predict(f"runs:/{RUN_ID}/model", texts, tmp_path / "o.csv"))
-    assert f"the tracking server http://127.0.0.1:{port} is unreachable" in line
+    assert f"tracking server http://127.0.0.1:{port} is unreachable" in line
     assert "s3cret" not in line and "reader" not in line
-
-
-def test_quick_http_settings_only_where_the_user_set_none(monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
-    for key in set(QUICK_HTTP) - {"MLFLOW_HTTP_REQUEST_MAX_RETRIES"}:
-        monkeypatch.delenv(key, raising=False)
-    with quick_http_failures():
-        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
-        assert (
-            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == QUICK_HTTP["MLFLOW_HTTP_REQUEST_TIMEOUT"]
-        )
-    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
-    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
-
-
-def test_bundle_folder_scores_texts(sample_repo, texts, tmp_path):
-    output = tmp_path / "scored.csv"
-    result = predict(str(sample_repo / "models" / "tfidf"), texts, output)
-    assert result.exit_code == 0, result.output
-    lines = output.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "text,label,sentiment,probability"
-    assert len(lines) == 3
