@@ -17,6 +17,7 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
 }
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+LOCAL_SCHEMES = ("sqlite", "file", "")
 
 
 def redacted(uri: str) -> str:
@@ -40,6 +41,8 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     timeout are shortened unless the user set them."""
     scheme = urlsplit(uri).scheme.lower()
     shown = redacted(uri)
+    if scheme in LOCAL_SCHEMES:
+        return  # a file MLflow creates on first use; opening it here would create it already
     if scheme in ("http", "https"):
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
