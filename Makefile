@@ -41,7 +41,7 @@ benchmark: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline benchmark --nsmc-dir $(or $(NSMC_DIR),../shared/data/nsmc) --out-dir benchmarks
 
 ui: setup
-	$(BIN)/mlflow ui
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline ui
 
 server: setup
 	$(BIN)/python -m pipeline tracking-server start --dir $(SERVER_DIR) $(SERVER_ARGS)
