@@ -38,8 +38,10 @@ import re
 import tempfile
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import click
 import pandas as pd
@@ -97,17 +99,24 @@ def type_error(type_name: str) -> str | None:
     return None if type_name == "string" else f"text is not a string ({type_name})"
 
 
-def one_line(exc: BaseException) -> str:
-    """A Spark or Python exception as one short line: the innermost Python error when there is
-    one (a traceback from a Python worker), else the message's first line, without Spark's
-    JVM stack trace."""
-    text = str(exc)
+def one_line(text: str) -> str:
+    """An error message as one short line: the last Python error in it when it holds a Python
+    worker's traceback, else its first line."""
     python_errors = re.findall(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception): .+)$", text, re.M)
     if python_errors:
-        line = python_errors[-1]
-    else:
-        line = next((x.strip() for x in text.splitlines() if x.strip()), type(exc).__name__)
-    return line[:300]
+        return python_errors[-1][:300]
+    return next((line.strip() for line in text.splitlines() if line.strip()), "unknown error")[:300]
+
+
+def spark_failure(exc: Exception) -> str:
+    """What went wrong in a failed Spark call: the innermost cause of the JVM exception (the
+    Python worker's error, an unreadable file), without Spark's stack traces."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    if java is None:
+        return one_line(str(exc))
+    while java.getCause() is not None:
+        java = java.getCause()
+    return one_line(str(java.getMessage() or java.toString()))
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:
@@ -134,7 +143,11 @@ def stage_model(model: str, staging: Path) -> tuple[str, Path]:
             artifact_uri=model, dst_path=str(staging / "download")
         )
     except (MlflowException, OSError) as exc:
-        raise PipelineError(f"cannot load model {model}: {one_line(exc)}") from None
+        raise PipelineError(f"cannot load model {model}: {one_line(str(exc))}") from None
+    if not (Path(local) / "MLmodel").is_file():
+        raise PipelineError(
+            f"{model} is neither a bundle folder ({BUNDLE_FILE}) nor an MLflow model (MLmodel)"
+        )
     return "pyfunc", Path(local)
 
 
@@ -176,6 +189,19 @@ def load_scorer(kind: str, folder: Path, threads: int) -> Callable[[list[str]], 
     return lambda texts: loaded.predict(pd.DataFrame({TEXT_COLUMN: texts}))
 
 
+def load_message(seconds: float) -> str:
+    """The line a worker prints when it has loaded the model: its pid, the time it took, its
+    memory and threads then (what one executor core needs)."""
+    import psutil
+
+    process = psutil.Process()
+    resident = process.memory_info().rss / 2**20
+    return (
+        f"{LOAD_MESSAGE} {process.pid} ({seconds:.1f} s, {resident:.0f} MiB resident, "
+        f"{process.num_threads()} threads)"
+    )
+
+
 def worker_scorer(archive: str, kind: str, threads: int) -> Callable[[list[str]], pd.DataFrame]:
     """This worker process's scorer for the model shipped as `archive`, loaded on first use."""
     if archive not in _SCORERS:
@@ -187,8 +213,7 @@ def worker_scorer(archive: str, kind: str, threads: int) -> Callable[[list[str]]
             top = zf.namelist()[0].split("/")[0]
             zf.extractall(target)
         _SCORERS[archive] = load_scorer(kind, target / top, threads)
-        seconds = time.perf_counter() - started
-        print(f"{LOAD_MESSAGE} {os.getpid()} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+        print(load_message(time.perf_counter() - started), file=sys.stderr, flush=True)
     return _SCORERS[archive]
 
 
@@ -216,6 +241,8 @@ def start_spark(master: str | None, conf: dict[str, str]):
         from pyspark.sql import SparkSession
     except ImportError:
         raise PipelineError(PYSPARK_MISSING) from None
+    # PySpark 4.3 warns that it does not fully support pandas 3; the tests check the results.
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
         master = "local[*]"
     if master and master.startswith("local"):
@@ -384,6 +411,17 @@ def summary(spark, output: str, fmt: str) -> str:
     return line
 
 
+def check_paths(model: str, job: Job) -> None:
+    """Fail before Spark starts on what can be seen locally: a missing input or model path,
+    an output that exists."""
+    if is_local(job.input_path) and not Path(job.input_path).exists():
+        raise PipelineError(f"input not found: {job.input_path}")
+    if is_local(model) and not Path(model).exists():
+        raise PipelineError(f"model not found: {model}")
+    if is_local(job.output) and Path(job.output).exists() and not job.overwrite:
+        raise PipelineError(f"output exists: {job.output} (pass --overwrite to replace it)")
+
+
 def parse_conf(pairs: tuple[str, ...]) -> dict[str, str]:
     conf = {}
     for pair in pairs:
@@ -394,19 +432,22 @@ def parse_conf(pairs: tuple[str, ...]) -> dict[str, str]:
     return conf
 
 
-def score(
-    spark,
-    model: str,
-    input_path: str,
-    output: str,
-    text_column: str,
-    fmt: str,
-    output_format: str,
-    partitions: int | None,
-    task_threads: int | None,
-    overwrite: bool,
-) -> str:
-    """The whole job on a running SparkSession; the summary line."""
+@dataclass(frozen=True)
+class Job:
+    """What to score and where to write it (the command's options)."""
+
+    input_path: str
+    output: str
+    text_column: str = TEXT_COLUMN
+    fmt: str = "parquet"
+    output_format: str = "parquet"
+    partitions: int | None = None
+    task_threads: int | None = None
+    overwrite: bool = False
+
+
+def score(spark, job: Job, kind: str, folder: Path, staging: Path) -> str:
+    """Run the job on a SparkSession with a staged model; the summary line."""
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql.functions import pandas_udf
@@ -414,28 +455,29 @@ def score(
     import pipeline
 
     context = spark.sparkContext
-    threads = task_threads
+    threads = job.task_threads
     if threads is None:
         threads = int(context.getConf().get("spark.task.cpus", "1"))
-    with tempfile.TemporaryDirectory(prefix="score-spark-") as staging:
-        kind, folder = stage_model(model, Path(staging))
-        archive = zip_folder(folder, Path(staging) / f"model-{uuid.uuid4().hex[:12]}.zip")
-        code = zip_folder(Path(pipeline.__file__).parent, Path(staging) / "pipeline.zip")
-        context.addFile(str(archive))
-        context.addPyFile(str(code))  # the workers run this checkout's pipeline package
+    archive = zip_folder(folder, staging / f"model-{uuid.uuid4().hex[:12]}.zip")
+    code = zip_folder(
+        Path(pipeline.__file__).parent, staging / f"pipeline-{uuid.uuid4().hex[:12]}.zip"
+    )
+    context.addFile(str(archive))
+    context.addPyFile(str(code))  # the workers import this checkout's pipeline package
 
-        @pandas_udf(RESULT_TYPE)
-        def scored(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-            yield from score_batches(archive.name, kind, threads, batches)
+    @pandas_udf(RESULT_TYPE)
+    def scored(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        yield from score_batches(archive.name, kind, threads, batches)
 
-        try:
-            frame = read_input(spark, input_path, fmt, text_column)
-            frame = partitioned(frame, partitions, context.defaultParallelism)
-            result = with_predictions(frame, text_column, scored)
-            write_atomically(result, output, output_format, overwrite, HadoopPaths(spark, output))
-            return summary(spark, output, output_format)
-        except (PySparkException, Py4JJavaError) as exc:
-            raise PipelineError(f"Spark job failed: {one_line(exc)}") from None
+    try:
+        frame = read_input(spark, job.input_path, job.fmt, job.text_column)
+        frame = partitioned(frame, job.partitions, context.defaultParallelism)
+        result = with_predictions(frame, job.text_column, scored)
+        paths = HadoopPaths(spark, job.output)
+        write_atomically(result, job.output, job.output_format, job.overwrite, paths)
+        return summary(spark, job.output, job.output_format)
+    except (PySparkException, Py4JJavaError) as exc:
+        raise PipelineError(f"Spark job failed: {spark_failure(exc)}") from None
 
 
 @click.command("score-spark")
@@ -496,33 +538,29 @@ def command(
     conf,
 ):
     """Score a table of texts on Spark; writes the input's columns plus the predictions."""
-    fmt = input_format(input_path, fmt)
+    job = Job(
+        input_path,
+        output,
+        text_column,
+        input_format(input_path, fmt),
+        output_format,
+        partitions,
+        task_threads,
+        overwrite,
+    )
     settings = parse_conf(conf)
-    if is_local(input_path) and not Path(input_path).exists():
-        raise PipelineError(f"input not found: {input_path}")
-    if is_local(output) and Path(output).exists() and not overwrite:
-        raise PipelineError(f"output exists: {output} (pass --overwrite to replace it)")
-    spark = start_spark(master, settings)
-    click.echo(f"score-spark: master {spark.sparkContext.master}", err=True)
-    if spark.sparkContext.uiWebUrl:
-        click.echo(
-            f"score-spark: progress in the Spark UI, {spark.sparkContext.uiWebUrl}", err=True
-        )
-    try:
-        line = score(
-            spark,
-            model,
-            input_path,
-            output,
-            text_column,
-            fmt,
-            output_format,
-            partitions,
-            task_threads,
-            overwrite,
-        )
-    finally:
-        spark.stop()
+    check_paths(model, job)
+    with tempfile.TemporaryDirectory(prefix="score-spark-") as staging:
+        kind, folder = stage_model(model, Path(staging))
+        spark = start_spark(master, settings)
+        context = spark.sparkContext
+        click.echo(f"score-spark: master {context.master}", err=True)
+        if context.uiWebUrl:
+            click.echo(f"score-spark: progress in the Spark UI, {context.uiWebUrl}", err=True)
+        try:
+            line = score(spark, job, kind, folder, Path(staging))
+        finally:
+            spark.stop()
     click.echo(line)
 
 
