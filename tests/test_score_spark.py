@@ -54,7 +54,12 @@ def read_output(folder: Path) -> pd.DataFrame:
     assert parts, f"no part files in {folder}"
     if parts[0].suffix == ".csv":
         return pd.concat(
-            [pd.read_csv(p, dtype={"text": str}, keep_default_na=False) for p in parts],
+            [
+                pd.read_csv(
+                    p, dtype={"text": str}, keep_default_na=False, na_values={"probability": [""]}
+                )
+                for p in parts
+            ],
             ignore_index=True,
         )
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
@@ -219,7 +224,7 @@ def test_nulls_empty_texts_and_renamed_columns(spark, sample_repo, tmp_path):
     assert got.loc[1, "label"] == -1 and got.loc[1, "sentiment"] == "unknown"
     assert pd.isna(got.loc[1, "probability"]) and got.loc[1, "error"] == NULL_TEXT
     assert got.loc[2, ["label", "sentiment", "probability"]].tolist() == [-1, "unknown", 0.5]
-    assert got["error"].isna().tolist() == [True, False, True, True]
+    assert got["error"].fillna("").tolist() == ["", NULL_TEXT, "", ""]
     fine = [0, 2, 3]
     assert_same_predictions(
         got.loc[fine].reset_index(drop=True), reference(bundle, [texts[i] for i in fine])
@@ -272,7 +277,7 @@ def test_tsv_and_text_inputs_read_as_predict_reads_them(spark, sample_repo, tmp_
         run_job(spark, bundle, Job(str(source), str(out), fmt=fmt), tmp_path)
         got = read_output(out)
         if fmt == "tsv":  # row 2 has one field too many: pandas would refuse the whole file
-            assert got["error"].tolist() == [None, MALFORMED_ROW, None]
+            assert got["error"].fillna("").tolist() == ["", MALFORMED_ROW, ""]
             got = got.loc[[0, 2]].reset_index(drop=True)
             texts = ['"따옴표로 시작', "지루했다"]
         else:
@@ -285,26 +290,29 @@ def test_tsv_and_text_inputs_read_as_predict_reads_them(spark, sample_repo, tmp_
 def test_the_ensemble_run_uri_scores_as_predict_does(spark, sample_repo, tmp_path, monkeypatch):
     import mlflow
 
+    from pipeline.predict import read_texts
+
     uri = f"sqlite:///{sample_repo / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    run = mlflow.search_runs(
-        experiment_names=["korean-sentiment"],
-        filter_string="tags.variant = 'ensemble'",
-        order_by=["start_time DESC"],
-        output_format="list",
-    )[0]
-    model = f"runs:/{run.info.run_id}/model"
-    source = sample_repo / "data" / "sample" / "reviews.tsv"
-    out = tmp_path / "out"
-    run_job(spark, model, Job(str(source), str(out), "document", "tsv"), tmp_path)
-    mlflow.set_tracking_uri(None)
-    from pipeline.predict import read_texts
-
+    try:
+        run = mlflow.search_runs(
+            experiment_names=["korean-sentiment"],
+            filter_string="tags.variant = 'ensemble'",
+            order_by=["start_time DESC"],
+            output_format="list",
+        )[0]
+        model = f"runs:/{run.info.run_id}/model"
+        source = sample_repo / "data" / "sample" / "reviews.tsv"
+        out = tmp_path / "out"
+        run_job(spark, model, Job(str(source), str(out), "document", "tsv"), tmp_path)
+        texts = read_texts(source, "document")
+        expected = reference(model, texts)
+    finally:
+        mlflow.set_tracking_uri(None)
     got = read_output(out)
-    texts = read_texts(source, "document")
     assert got["document"].tolist() == texts
-    assert_same_predictions(got, reference(model, texts))
+    assert_same_predictions(got, expected)
 
 
 @pytest.mark.spark
