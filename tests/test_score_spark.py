@@ -426,6 +426,7 @@ def test_spark_submit_runs_the_module(sample_repo, tmp_path):
     assert f"scored 2 texts -> {tmp_path / 'out'}" in result.stdout
     assert read_output(tmp_path / "out")["sentiment"].tolist() == ["positive", "negative"]
     failed = sh([*submit, "--input", str(tmp_path / "none.txt")], tmp_path, check=False, env=env)
+    output = failed.stdout + failed.stderr  # spark-submit merges the script's stderr into stdout
     assert failed.returncode == 1
-    assert f"error: input not found: {tmp_path / 'none.txt'}" in failed.stderr
-    assert "Traceback" not in failed.stderr
+    assert f"error: input not found: {tmp_path / 'none.txt'}" in output
+    assert "Traceback" not in output
