@@ -61,7 +61,8 @@ MALFORMED = "__malformed"  # Spark's corrupt-record column of a CSV/TSV input
 LOAD_MESSAGE = "score-spark: model loaded in Python worker"
 PYSPARK_MISSING = "score-spark needs pyspark: pip install -e '.[spark]'"
 
-# One scorer per model archive in each Python worker process, loaded on the first partition.
+# The scorer of the model archive this Python worker process scores with, loaded on its first
+# partition and kept for every later one.
 _SCORERS: dict[str, Callable[[list[str]], pd.DataFrame]] = {}
 
 
@@ -207,6 +208,8 @@ def worker_scorer(archive: str, kind: str, threads: int) -> Callable[[list[str]]
     if archive not in _SCORERS:
         from pyspark import SparkFiles
 
+        _SCORERS.clear()  # one model per worker: a later job's model replaces an earlier one
+
         started = time.perf_counter()
         target = Path(SparkFiles.getRootDirectory()) / f"{Path(archive).stem}.{os.getpid()}"
         with zipfile.ZipFile(SparkFiles.get(archive)) as zf:
@@ -253,7 +256,13 @@ def start_spark(master: str | None, conf: dict[str, str]):
         builder = builder.master(master)
     for key, value in {"spark.ui.showConsoleProgress": "true", **conf}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # PySparkRuntimeError: the JVM did not start (no Java, bad conf)
+        raise PipelineError(
+            f"could not start Spark ({one_line(str(exc))}); it needs Java 17 or later "
+            "(java on PATH or JAVA_HOME)"
+        ) from None
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

@@ -430,3 +430,18 @@ def test_spark_submit_runs_the_module(sample_repo, tmp_path):
     assert failed.returncode == 1
     assert f"error: input not found: {tmp_path / 'none.txt'}" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.spark
+def test_spark_that_cannot_start_is_a_one_line_error(sample_repo, tmp_path):
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    source = tmp_path / "in.txt"
+    source.write_text("좋다\n", encoding="utf-8")
+    model = str(sample_repo / "models" / "tfidf")
+    args = ["--model", model, "--input", str(source), "--output", str(tmp_path / "out")]
+    env = clean_env(JAVA_HOME=str(tmp_path / "no-java"))
+    result = sh([sys.executable, "-m", "pipeline", "score-spark", *args], REPO, False, env=env)
+    assert result.returncode == 1
+    assert "error: could not start Spark (" in result.stderr
+    assert "it needs Java 17 or later" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
