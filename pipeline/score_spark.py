@@ -14,11 +14,11 @@ once and keeps it for every later partition it scores (`_SCORERS`; Spark reuses 
 workers, spark.python.worker.reuse). `mlflow.pyfunc.spark_udf(env_manager="local")` was not
 used because, in local mode, it loads the model once per task (partition), not once per worker.
 
-Rows: the input's columns plus `label`, `sentiment`, `probability` and `error`. A text that is
-null, or a text column that is not a string column, is a per-row error (`error` says which,
-label -1, sentiment "unknown", probability null); an empty text is scored as serving does
-(label -1, "unknown", 0.5). The output is written to a hidden sibling folder and renamed into
-place only when the whole job succeeded.
+Rows: the input's columns plus `label`, `sentiment`, `probability` and `error`. A null text, a
+value of a text column that is not a string column, and a CSV/TSV row with too few or too many
+fields are per-row errors (`error` says which; label -1, sentiment "unknown", probability null);
+an empty text is scored as serving does (label -1, "unknown", 0.5). The output is written to a
+hidden sibling folder and renamed into place only when the whole job succeeded (docs/spark.md).
 """
 
 from __future__ import annotations
