@@ -7,14 +7,14 @@ STAMP  := $(VENV)/.installed
 SERVER_DIR  ?= .mlflow-server
 SERVER_ARGS ?=
 
-.PHONY: setup repro test test-unit lint format benchmark ui server server-stop
+.PHONY: setup repro test test-unit lint format benchmark benchmark-spark ui server server-stop
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,server]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,server,spark]"
 	$(BIN)/python -m pipeline plots-template
 	touch $(STAMP)
 
@@ -39,6 +39,9 @@ format: setup
 
 benchmark: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline benchmark --nsmc-dir $(or $(NSMC_DIR),../shared/data/nsmc) --out-dir benchmarks
+
+benchmark-spark: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/spark.py --model $(or $(MODEL),models:/korean-sentiment@champion) --nsmc-dir $(or $(NSMC_DIR),../shared/data/nsmc) --out benchmarks/spark.json
 
 ui: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline ui
