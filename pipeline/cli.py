@@ -16,6 +16,7 @@ COMMANDS = {
     "train": "Train one model variant, tracked as an MLflow run.",
     "evaluate": "Score all variants, write the leaderboard, register the champion.",
     "predict": "Score a file of texts with a model (registry URI or bundle folder).",
+    "serve": "Serve a model over HTTP (MLflow's protocol, hardened, several workers).",
     "benchmark": "Run the whole pipeline on NSMC and write a results table.",
 }
 

@@ -8,7 +8,8 @@ A trained variant is a folder (a "bundle") of JSON and Keras-native files only:
   members/     one bundle per member             (ensemble, see pipeline/ensemble.py)
 
 Rules the README documents: a text is normalised like the training data (NFC, whitespace
-collapsed); one that is empty afterwards gets label -1, sentiment "unknown", probability 0.5;
+collapsed); one with no visible character afterwards (empty, or only whitespace, control and
+format characters such as NUL, U+200B, U+FEFF) gets label -1, sentiment "unknown", probability 0.5;
 a text with more tokens than the sequence length keeps its first `max_length` tokens.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.io import read_json
-from pipeline.text import normalize_text
+from pipeline.text import has_visible_character, normalize_text
 from pipeline.tokenizers import TokenizerConfig, make_tokenizer
 from pipeline.vocab import encode, index_of
 
@@ -109,7 +110,7 @@ class Bundle:
 
     def predict(self, texts: Sequence[str]) -> pd.DataFrame:
         normalised = [normalize_text(text) for text in texts]
-        present = [i for i, text in enumerate(normalised) if text]
+        present = [i for i, text in enumerate(normalised) if has_visible_character(text)]
         probability = np.full(len(texts), THRESHOLD, dtype=np.float64)
         probability[present] = self.probabilities([normalised[i] for i in present])
         label = (probability >= THRESHOLD).astype(np.int64)
