@@ -97,8 +97,9 @@ ERROR_CODES = {
 }
 
 
-def error_body(status: int, message: str, error_code: str | None = None) -> bytes:
-    code = error_code or ERROR_CODES.get(status, "BAD_REQUEST")
+def error_body(status: int, message: str) -> bytes:
+    """MLflow's error shape: {"error_code", "message"}."""
+    code = ERROR_CODES.get(status, "BAD_REQUEST")
     return json.dumps({"error_code": code, "message": message}).encode()
 
 
@@ -289,12 +290,12 @@ def allowed_hosts(option: str | None, bind_host: str) -> frozenset[str] | None:
 _FAILURE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("failure", default=None)
 
 
-def internal_error(during: str) -> bytes:
-    """A 500's body: an id to find the details by in the server log, and nothing else."""
+def internal_error(during: str) -> str:
+    """A 500's message: an id to find the details by in the server log, and nothing else."""
     error_id = uuid.uuid4().hex[:12]
-    trace = traceback.format_exc() if sys.exc_info()[0] else "(no exception)"
-    log.error("internal error %s in %s:\n%s", error_id, during, trace)
-    return error_body(500, f"internal error {error_id}; details are in the server log")
+    trace = traceback.format_exc() if sys.exc_info()[0] else ""
+    log.error("internal error %s in %s\n%s", error_id, during, trace)
+    return f"internal error {error_id}; details are in the server log"
 
 
 async def respond(send, status: int, body: bytes, close: bool = False) -> None:
@@ -349,7 +350,8 @@ class Guard:
             unread = error.status in (413, 415)  # answered before the body was read
             return await respond(send, error.status, body, close=unread)
         except Exception:
-            return await respond(send, 500, internal_error("checking a request"))
+            body = error_body(500, internal_error("checking a request"))
+            return await respond(send, 500, body)
         scope = {**scope, "headers": forwarded_headers(scope["headers"], len(body))}
         failure: dict = {}
         token = _FAILURE.set(failure)
@@ -357,7 +359,7 @@ class Guard:
         try:
             await self.app(scope, replay(body, receive), answer.send)
         except Exception:
-            body = internal_error("the scoring app")
+            body = error_body(500, internal_error("the scoring app"))
             if not answer.started:
                 await respond(send, 500, body)
         finally:
@@ -432,8 +434,7 @@ class Answer:
             return 504, error_body(504, "scoring took longer than this server's time limit")
         if 400 <= status < 500:
             return status, error_body(status, f"the request does not fit the model: {FORMAT_HINT}")
-        log.error("status %d from the scoring app: %.500r", status, inner)
-        return 500, internal_error("the scoring app")
+        return 500, error_body(500, internal_error(f"the scoring app: {status} {inner[:500]!r}"))
 
 
 class CheckedModel:
@@ -468,7 +469,7 @@ class CheckedModel:
         if hasattr(exc, "get_http_status_code") and 400 <= exc.get_http_status_code() < 500:
             log.info("rejected by the model's schema: %.300s", getattr(exc, "message", exc))
             return 400, f"the input does not fit the model's signature: {FORMAT_HINT}"
-        return 500, json.loads(internal_error("scoring"))["message"]
+        return 500, internal_error("scoring")
 
 
 def text_checker() -> Callable:
@@ -587,6 +588,10 @@ def run_worker(index: int, sock: socket.socket, settings: WorkerSettings, ready)
             if self.started:
                 log.info("worker %d (pid %d) ready", index, os.getpid())
                 ready[index] = 1
+
+        def handle_exit(self, sig, frame):
+            if sig != signal.SIGINT:  # Ctrl-C reaches the whole group; the parent decides
+                super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
         app,

@@ -40,7 +40,8 @@ GOOD = {"inputs": ["정말 감동적이고 훌륭한 영화"]}
 JSON = {"Content-Type": "application/json"}
 CSV = {"Content-Type": "text/csv"}
 # What no answer may hold: a stack trace, a file path of the server, a source file name.
-LEAKS = ("Traceback", "stack_trace", "/work", "/tmp", "/home", "/usr", "site-packages", ".py")
+LEAKS = ("Traceback", "stack_trace", "/work/", "/tmp/", "/home/", "/usr/", "site-packages", ".py")
+LEAK = re.compile("|".join(re.escape(leak) + (r"\b" if leak == ".py" else "") for leak in LEAKS))
 MAX_ERROR_BYTES = 1000
 
 
@@ -537,7 +538,7 @@ class Answer:
     failure: str = ""  # a transport error instead of an answer
 
     def leaks(self) -> list[str]:
-        return [leak for leak in LEAKS if leak in self.text]
+        return sorted(set(LEAK.findall(self.text)))
 
 
 def ask(base: str, case: Case) -> Answer:
@@ -586,9 +587,12 @@ class Log:
     def wait_for(self, pattern: str, timeout: float) -> re.Match:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            ended = not self._thread.is_alive()  # the output is closed: nothing more will come
             for line in list(self.lines):
                 if match := re.search(pattern, line):
                     return match
+            if ended:
+                break
             time.sleep(0.1)
         raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines[-30:]))
 
@@ -673,11 +677,23 @@ def test_serve_answers_every_request_by_the_contract(served, case):
     assert still_serving(served)
 
 
+def keeps_contract(case: Case, answer: Answer) -> bool | None:
+    """Whether a 200 holds the predictions the contract asks for (None: no 200 expected)."""
+    if case.status != 200 or case.check is None:
+        return None
+    try:
+        case.check(json.loads(answer.text)["predictions"])
+    except (AssertionError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def audit_row(base: str, case: Case) -> dict:
     answer = ask(base, case)
     return {
         "case": case.name,
         "status": answer.status,
+        "contract": keeps_contract(case, answer),
         "failure": answer.failure,
         "leaks": answer.leaks(),
         "echo": bool(case.echo) and case.echo in answer.text,
