@@ -745,8 +745,8 @@ def test_two_workers_take_traffic_only_when_loaded_and_stop_on_sigterm(sample_re
             pings.append((response.status_code, response.text))
             time.sleep(0.2)
         # Each worker logs "ready" before it counts as ready; /ping said 200, so both have.
-        log.wait_for(r"worker 0 \(pid \d+\) ready", 1)
-        log.wait_for(r"worker 1 \(pid \d+\) ready", 1)
+        log.wait_for(r"worker 0 \(pid \d+\) ready", 2)
+        log.wait_for(r"worker 1 \(pid \d+\) ready", 2)
         for status, text in pings[:-1]:
             assert status == 503 and re.search(r"[01] of 2 workers", text)
         time.sleep(1)
