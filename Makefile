@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,server,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,serve,server,spark]"
 	$(BIN)/python -m pipeline plots-template
 	touch $(STAMP)
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "Score all variants, write the leaderboard, register the champion.",
     "predict": "Score a file of texts with a model (registry URI or bundle folder).",
     "score-spark": "Score a large table of texts on Apache Spark (local or a cluster).",
+    "serve": "Serve a model over HTTP (MLflow's protocol, hardened, several workers).",
     "benchmark": "Run the whole pipeline on NSMC and write a results table.",
     "ui": "Start the MLflow UI on the project's store, opened on its runs.",
     "plots-template": "Write the page `dvc plots show` renders into, usable offline.",

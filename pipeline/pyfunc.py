@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
 from pipeline.serving import TEXT_COLUMN, Bundle
+from pipeline.text import LONE_SURROGATE, is_encodable
 
 # The input column is declared Any, not string: MLflow would otherwise cast numbers and nulls
 # sent as {"inputs": [...]} to text before the model sees them. texts_from() checks the types.
@@ -26,31 +29,70 @@ INPUT_EXAMPLE = pd.DataFrame(
 )
 
 
+MAX_ROWS_NAMED = 5  # an error message names at most this many bad rows
+
+
+class InputError(MlflowException):
+    """A request the model cannot score (HTTP 400). The message names the problem and the rows,
+    never the values sent: a server returns it to whoever sent them."""
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
 def texts_from(model_input) -> list[str]:
-    """The `text` column as strings, or an MlflowException (HTTP 400) saying what is wrong."""
+    """The `text` column (of a table, or a list or Series of texts) as strings, or an InputError
+    saying what is wrong and in which rows. Values are checked before pandas sees them: it
+    cannot even hold a text with a lone surrogate in its string columns."""
     if isinstance(model_input, pd.Series):
-        model_input = model_input.to_frame(TEXT_COLUMN)
-    if isinstance(model_input, list):
-        model_input = pd.DataFrame({TEXT_COLUMN: model_input})
-    if not isinstance(model_input, pd.DataFrame):
-        raise _bad_request(
-            f"expected a table with a '{TEXT_COLUMN}' column, got {type(model_input).__name__}"
+        values = model_input.tolist()
+    elif isinstance(model_input, list):
+        values = model_input
+    elif isinstance(model_input, pd.DataFrame):
+        if TEXT_COLUMN not in model_input.columns:
+            others = len(model_input.columns)
+            raise InputError(
+                f"missing column '{TEXT_COLUMN}'; the table has {others} other "
+                f"column{'' if others == 1 else 's'}"
+            )
+        values = model_input[TEXT_COLUMN].tolist()
+    else:
+        raise InputError(
+            f"expected a table with a '{TEXT_COLUMN}' column or a list of texts, got "
+            f"{json_kind(model_input)}"
         )
-    if TEXT_COLUMN not in model_input.columns:
-        got = ", ".join(map(str, model_input.columns)) or "none"
-        raise _bad_request(f"missing column '{TEXT_COLUMN}'; got {got}")
-    values = model_input[TEXT_COLUMN].tolist()
     if len(values) == 1 and isinstance(values[0], list | tuple | np.ndarray):
         values = list(values[0])  # {"inputs": [...]} can arrive as one row holding the list
-    bad = [i for i, value in enumerate(values) if not isinstance(value, str)]
-    if bad:
-        shown = ", ".join(f"row {i}: {values[i]!r}" for i in bad[:5])
-        raise _bad_request(f"every '{TEXT_COLUMN}' value must be a string; not so at {shown}")
+    problems = [(i, problem) for i, value in enumerate(values) if (problem := text_problem(value))]
+    if problems:
+        shown = "; ".join(f"row {i}: {problem}" for i, problem in problems[:MAX_ROWS_NAMED])
+        more = len(problems) - MAX_ROWS_NAMED
+        raise InputError(shown + (f"; and {more} more rows" if more > 0 else ""))
     return values
 
 
-def _bad_request(message: str) -> MlflowException:
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+def text_problem(value) -> str | None:
+    """Why a value cannot be scored as a text (None if it can), in words that do not echo it."""
+    if isinstance(value, str):
+        return None if is_encodable(value) else LONE_SURROGATE
+    return f"text must be a string, got {json_kind(value)}"
+
+
+def json_kind(value) -> str:
+    """The JSON name of a value's type: null, a boolean, a number, an array, an object."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return "a boolean"
+    if isinstance(value, int | float | np.number):
+        return "a number"
+    if isinstance(value, list | tuple | np.ndarray):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
 
 
 class SentimentModel(mlflow.pyfunc.PythonModel):

@@ -3,9 +3,10 @@
 A trained variant is a bundle folder (pipeline/bundle.py). Each model type has one scorer (token
 lists in, P(positive) out); this module picks it from the bundle's type and adds what every
 served model shares: the tokenizers, and the rules the serving contract documents. A text is
-normalised like the training data (NFC, whitespace collapsed); one that is empty afterwards gets
-label -1, sentiment "unknown", probability 0.5; a text with more tokens than the sequence length
-keeps its first `max_length` tokens.
+normalised like the training data (NFC, whitespace collapsed); one with no visible character
+afterwards (empty, or only whitespace, control and format characters such as NUL, U+200B,
+U+FEFF) gets label -1, sentiment "unknown", probability 0.5; a text with more tokens than the
+sequence length keeps its first `max_length` tokens.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.probability import THRESHOLD, labels_of
-from pipeline.text import normalize_text
+from pipeline.text import has_visible_character, normalize_text
 from pipeline.tokenizers import TokenizerConfig, make_tokenizer
 from pipeline.variants import LSTM_TYPES
 
@@ -96,7 +97,7 @@ class Bundle:
 
     def predict(self, texts: Sequence[str]) -> pd.DataFrame:
         normalised = [normalize_text(text) for text in texts]
-        present = [i for i, text in enumerate(normalised) if text]
+        present = [i for i, text in enumerate(normalised) if has_visible_character(text)]
         probability = np.full(len(texts), THRESHOLD, dtype=np.float64)
         probability[present] = self.probabilities([normalised[i] for i in present])
         label = labels_of(probability)

@@ -1,29 +1,72 @@
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from pipeline.pyfunc import SIGNATURE, texts_from
+from pipeline.pyfunc import MAX_ROWS_NAMED, SIGNATURE, InputError, json_kind, texts_from
 
 
 def test_accepts_frames_series_and_lists():
     assert texts_from(pd.DataFrame({"text": ["가", "나"]})) == ["가", "나"]
     assert texts_from(pd.Series(["가"])) == ["가"]
     assert texts_from(["가"]) == ["가"]
+    assert texts_from([]) == []
 
 
 @pytest.mark.parametrize(
     ("model_input", "message"),
     [
-        (pd.DataFrame({"review": ["가"]}), "missing column 'text'; got review"),
-        (pd.DataFrame({"text": ["가", None]}), "row 1: (None|nan)"),
-        (pd.DataFrame({"text": [3]}), "row 0: 3"),
-        ("가", "expected a table"),
+        (pd.DataFrame({"SECRET": ["가"]}), "^missing column 'text'; the table has 1 other column$"),
+        (pd.DataFrame({"text": ["SECRET", None]}), "^row 1: text must be a string, got null$"),
+        (pd.DataFrame({"text": [3]}), "^row 0: text must be a string, got a number$"),
+        (["SECRET", {"SECRET": 1}], "^row 1: text must be a string, got an object$"),
+        (["SECRET", ["SECRET"]], "^row 1: text must be a string, got an array$"),
+        ([True], "^row 0: text must be a string, got a boolean$"),
+        (["SECRET", "\ud800"], r"^row 1: text holds a lone surrogate \(\\ud800-\\udfff\)"),
+        ("SECRET", "^expected a table with a 'text' column or a list of texts, got a string$"),
     ],
 )
-def test_bad_input_is_a_400_error(model_input, message):
-    with pytest.raises(MlflowException, match=message) as error:
+def test_bad_input_is_a_400_error_that_does_not_echo_it(model_input, message):
+    with pytest.raises(InputError, match=message) as error:
         texts_from(model_input)
+    assert isinstance(error.value, MlflowException)
     assert error.value.get_http_status_code() == 400
+    assert "SECRET" not in error.value.message
+
+
+def test_a_lone_surrogate_is_found_before_pandas_sees_it():
+    # pandas' string columns (Arrow) cannot hold "\ud800": texts_from must not build one first.
+    with pytest.raises(InputError, match="row 0: text holds a lone surrogate"):
+        texts_from(["\ud800"])
+    with pytest.raises(InputError, match="row 2: text holds a lone surrogate"):
+        texts_from(pd.Series(["a", "b", "\udfff"], dtype=object))
+
+
+def test_the_message_names_a_few_rows_and_counts_the_rest():
+    with pytest.raises(InputError) as error:
+        texts_from([None] * (MAX_ROWS_NAMED + 3))
+    assert error.value.message.count("got null") == MAX_ROWS_NAMED
+    assert error.value.message.endswith("; and 3 more rows")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (None, "null"),
+        (float("nan"), "null"),
+        (pd.NA, "null"),
+        (np.bool_(True), "a boolean"),
+        (np.int64(3), "a number"),
+        (2.5, "a number"),
+        (np.array([1]), "an array"),
+        ((1,), "an array"),
+        ({}, "an object"),
+        ("x", "a string"),
+        (b"x", "a bytes"),
+    ],
+)
+def test_json_kind(value, kind):
+    assert json_kind(value) == kind
 
 
 def test_signature():
@@ -33,5 +76,5 @@ def test_signature():
 
 def test_one_row_holding_a_list_is_a_batch():
     assert texts_from(pd.DataFrame({"text": [["가", "나"]]})) == ["가", "나"]
-    with pytest.raises(MlflowException, match="row 1"):
+    with pytest.raises(InputError, match="row 1"):
         texts_from(pd.DataFrame({"text": [["가", None]]}))

@@ -26,10 +26,10 @@ def test_predict_returns_label_sentiment_probability(bundle):
 
 
 def test_empty_text_is_unknown(bundle):
-    out = bundle.predict(["", "  \n\t ", "좋다"])
-    assert out["label"].tolist()[:2] == [-1, -1]
-    assert out["sentiment"].tolist()[:2] == ["unknown", "unknown"]
-    assert out["probability"].tolist()[:2] == [0.5, 0.5]
+    out = bundle.predict(["", "  \n\t ", "\u200b", "\ufeff\x00 \u2060", "\u3164", "좋다"])
+    assert out["label"].tolist() == [-1, -1, -1, -1, -1, 1]
+    assert out["sentiment"].tolist()[:5] == ["unknown"] * 5
+    assert out["probability"].tolist()[:5] == [0.5] * 5
 
 
 def test_long_text_keeps_its_first_max_length_tokens(bundle):
