@@ -94,7 +94,8 @@ def promote(cfg, verdict, run: dict, results: dict) -> dict:
             f"Variant '{verdict.champion}', best by validation {cfg.select_by} "
             f"({results['validation'][cfg.select_by]:.4f}); test accuracy "
             f"{results['test']['accuracy']:.4f}. Input: a string column 'text' of raw Korean "
-            "text; output: label (0/1, -1 for empty text), sentiment, probability of positive."
+            "text; output: label (0/1; -1 for a text with nothing visible), sentiment, "
+            "probability of positive."
         ),
     )
     client.set_registered_model_alias(cfg.registered_model, ALIAS, version.version)
