@@ -205,7 +205,7 @@ def batch_dataset(batches: BucketedBatches, epochs: int = 1):
     """The batches of `epochs` epochs, one after the other, as a TensorFlow dataset of tensors.
 
     Not `Dataset.from_generator`: with a Python generator the `train` command of the NSMC LSTM
-    ran 1.5x slower on a 2-core CPU (benchmarks/train-probe-20261128.json). And not a PyDataset:
+    ran 1.5x slower on a 2-core CPU (docs/experiments.md). And not a PyDataset:
     under TensorFlow, Keras fixes its tensor shapes from the first two batches, while these
     change width from batch to batch."""
     import tensorflow as tf
