@@ -1,124 +1,221 @@
-"""Latency and throughput of `mlflow models serve` on loopback; writes the numbers to JSON.
+"""Serving speed of a trained bundle, this code beside an earlier revision's, in one run.
 
-    python benchmarks/serving.py --model "models:/korean-sentiment@champion" \
-        --out benchmarks/serving.json
+    python benchmarks/serving.py --bundle benchmarks/runs/<time>/ensemble \
+        --texts ../shared/data/nsmc/ratings_test.txt --previous 848551e --out /tmp/serving.json
 
-Single-text requests: p50/p99 latency over --requests calls. Batch requests: 1,000 NSMC-style
-texts per call, texts/s over --batches calls. Targets (issue 4): p50 <= 25 ms, p99 <= 60 ms,
->= 3,000 texts/s.
+The bundle is saved as an MLflow model twice, once with this checkout's `pipeline` package and
+once with the package of `--previous` (git), and each is served by `python -m pipeline serve`
+(one worker) on loopback. For each: the cold start (process start to the first answered
+request), single-text latency (p50/p99 over --requests sequential requests), 1,000-text requests
+over the whole file (texts/s), the worker's RSS after the warm-up and at the end, and every
+prediction. Beside them, the bundle's tokenizer(s) alone on the same 1,000-text batches, in
+this process: the limit of a design that tokenizes every text. Written to --out as JSON with
+the machine and date; both servers' labels must agree and their probabilities differ by at most
+1e-6, else the exit code is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
-import platform
-import signal
-import socket
 import statistics
 import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import requests
+from load import free_port, machine, percentile, read_texts, rss_mb, stop_server
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH = 1000
+TOLERANCE = 1e-6
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def package_of(revision: str | None, dest: Path) -> Path:
+    """The `pipeline` package of a git revision (None: this checkout's), as a folder."""
+    if revision is None:
+        return REPO / "pipeline"
+    archive = subprocess.run(
+        ["git", "archive", revision, "pipeline"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "pipeline"
 
 
-def start_server(model: str, port: int) -> subprocess.Popen:
+SAVE = """
+import sys
+from pathlib import Path
+
+import mlflow.pyfunc
+
+import pipeline
+from pipeline.pyfunc import INPUT_EXAMPLE, SIGNATURE
+
+package = Path(pipeline.__file__).parent
+mlflow.pyfunc.save_model(
+    path=sys.argv[2],
+    python_model=str(package / "pyfunc_entry.py"),
+    artifacts={"bundle": sys.argv[1]},
+    code_paths=[str(package)],
+    signature=SIGNATURE,
+    input_example=INPUT_EXAMPLE,
+)
+"""
+
+
+def save_model(bundle: Path, package: Path, dest: Path) -> Path:
+    """The bundle as an MLflow pyfunc model that runs `package`'s code (model from code), saved
+    by a process that imports that package."""
+    env = {**os.environ, "PYTHONPATH": str(package.parent)}
+    subprocess.run(
+        [sys.executable, "-c", SAVE, str(bundle), str(dest)], cwd=dest.parent, env=env, check=True
+    )
+    return dest
+
+
+def tokenizer_limit(bundle: Path, batches: list[list[str]]) -> float:
+    """Texts/s of the bundle's tokenizers alone (each text once per tokenizer), in process."""
+    from pipeline.serving import load_scorer
+    from pipeline.text import normalize_text
+    from pipeline.tokenizers import make_tokenizer
+
+    tokenizers = [make_tokenizer(c) for c in load_scorer(bundle).tokenizers.values()]
+    for tokenize in tokenizers:
+        tokenize(batches[0][:200])
+    started = time.perf_counter()
+    for batch in batches:
+        texts = [normalize_text(text) for text in batch]
+        for tokenize in tokenizers:
+            tokenize(texts)
+    return sum(map(len, batches)) / (time.perf_counter() - started)
+
+
+def serve(model: Path) -> tuple[subprocess.Popen, str, float]:
+    """Start `python -m pipeline serve` on the model; the URL and the seconds until the first
+    request was answered."""
+    port = free_port()
+    started = time.perf_counter()
     process = subprocess.Popen(
-        [
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            model,
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
+        [sys.executable, "-m", "pipeline", "serve", "-m", str(model), "--port", str(port)],
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    for _ in range(240):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                return process
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
-    raise SystemExit("server did not start")
-
-
-def texts_from(path: Path | None, count: int) -> list[str]:
-    if path and path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()[1:]
-        return [line.split("\t")[1] for line in lines[:count]]
-    return [f"리뷰 {i}: 배우 연기가 정말 좋았고 스토리도 탄탄했다 ㅎㅎ" for i in range(count)]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument(
-        "--texts",
-        type=Path,
-        default=Path("../shared/data/nsmc/ratings_test.txt"),
-        help="NSMC-format file to draw texts from (synthetic texts if absent)",
-    )
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--batches", type=int, default=10)
-    args = parser.parse_args()
-
-    texts = texts_from(args.texts, 1000)
-    port = free_port()
-    server = start_server(args.model, port)
     url = f"http://127.0.0.1:{port}/invocations"
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the server for {model} exited with code {process.returncode}")
+        try:
+            if requests.post(url, json={"inputs": ["첫 요청"]}, timeout=600).status_code == 200:
+                return process, url, time.perf_counter() - started
+        except requests.ConnectionError:
+            time.sleep(0.05)
+
+
+def measure(model: Path, texts: list[str], batches: list[list[str]], requests_n: int) -> dict:
+    process, url, cold = serve(model)
     try:
         with requests.Session() as session:
-            for text in texts[:20]:  # warm-up
+            for text in texts[:50]:  # warm-up
                 session.post(url, json={"inputs": [text]}).raise_for_status()
+            session.post(url, json={"inputs": batches[0]}).raise_for_status()
+            rss_start = rss_mb(process.pid)
             latencies = []
-            for i in range(args.requests):
+            for i in range(requests_n):
                 started = time.perf_counter()
                 session.post(url, json={"inputs": [texts[i % len(texts)]]}).raise_for_status()
                 latencies.append((time.perf_counter() - started) * 1000)
-            session.post(url, json={"inputs": texts}).raise_for_status()
-            batch_seconds = []
-            for _ in range(args.batches):
+            predictions, seconds = [], []
+            for batch in batches:
                 started = time.perf_counter()
-                session.post(url, json={"inputs": texts}).raise_for_status()
-                batch_seconds.append(time.perf_counter() - started)
+                response = session.post(url, json={"inputs": batch})
+                response.raise_for_status()
+                seconds.append(time.perf_counter() - started)
+                predictions += response.json()["predictions"]
+            rss_end = rss_mb(process.pid)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-    latencies.sort()
-    result = {
-        "model": args.model,
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "single_text_requests": args.requests,
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2),
-        "batch_size": len(texts),
-        "batch_texts_per_s": round(len(texts) / statistics.median(batch_seconds)),
+        stop_server(process)
+    return {
+        "cold_start_s": round(cold, 2),
+        "single_text_requests": requests_n,
+        "single_p50_ms": percentile(latencies, 0.5),
+        "single_p99_ms": percentile(latencies, 0.99),
+        "batch_requests": len(batches),
+        "batch_texts_per_s": round(sum(map(len, batches)) / sum(seconds)),
+        "batch_median_s": round(statistics.median(seconds), 3),
+        "worker_rss_mb": {"start": rss_start, "end": rss_end},
+        "predictions": predictions,
     }
+
+
+def agreement(previous: list[dict], current: list[dict]) -> dict:
+    labels = [p["label"] for p in previous], [p["label"] for p in current]
+    old, new = (np.array([p["probability"] for p in ps]) for ps in (previous, current))
+    return {
+        "texts": len(current),
+        "labels_differ": int(sum(a != b for a, b in zip(*labels, strict=True))),
+        "max_probability_difference": float(np.abs(old - new).max()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True, help="a trained bundle folder")
+    parser.add_argument("--texts", type=Path, required=True, help="an NSMC-format file")
+    parser.add_argument("--previous", default=None, help="git revision to compare with")
+    parser.add_argument("--limit", type=int, default=None, help="texts used (default: all)")
+    parser.add_argument("--requests", type=int, default=1000, help="single-text requests")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    args = parser.parse_args()
+
+    texts = read_texts(args.texts, args.limit or 10**9)
+    batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
+    report = {
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "previous": args.previous,
+        "bundle": str(args.bundle),
+        "texts": len(texts),
+        "tokenizer_texts_per_s": round(tokenizer_limit(args.bundle, batches)),
+        "servers": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        versions = {"current": None} | ({"previous": args.previous} if args.previous else {})
+        for name, revision in versions.items():
+            package = package_of(revision, Path(tmp) / f"{name}-code")
+            model = save_model(args.bundle.resolve(), package, Path(tmp) / f"{name}-model")
+            report["servers"][name] = measure(model, texts, batches, args.requests)
+            result = report["servers"][name]
+            result["batch_vs_tokenizer"] = round(
+                result["batch_texts_per_s"] / report["tokenizer_texts_per_s"], 3
+            )
+    servers = report["servers"]
+    ok = True
+    if "previous" in servers:
+        report["agreement"] = agreement(
+            servers["previous"]["predictions"], servers["current"]["predictions"]
+        )
+        found = report["agreement"]
+        ok = found["labels_differ"] == 0 and found["max_probability_difference"] <= TOLERANCE
+    for result in servers.values():
+        del result["predictions"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -43,7 +43,7 @@ def _lstm(folder: Path, meta: dict) -> Scorer:
 
 
 def _tfidf(folder: Path, meta: dict) -> Scorer:
-    from pipeline.baseline import TfidfScorer
+    from pipeline.tfidf_inference import TfidfScorer
 
     return TfidfScorer.from_bundle(folder, meta)
 

@@ -201,16 +201,15 @@ def requirements() -> list[str]:
     """Pinned requirements of the served model, taken from this environment."""
     from importlib.metadata import version
 
-    names = (
+    names = (  # the served model scores LSTMs in NumPy: no TensorFlow
         "mlflow",
-        "tensorflow",
-        "keras",
         "kiwipiepy",
         "kiwipiepy-model",
         "scikit-learn",
         "numpy",
         "pandas",
         "scipy",
+        "h5py",
         "pyyaml",
     )
     return [f"{name}=={version(name)}" for name in names]

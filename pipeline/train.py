@@ -169,7 +169,8 @@ def batches_of(records: list[dict], cfg: LstmConfig, index: dict, tagged: bool, 
 
 
 def train_tfidf(settings, cfg: TfidfConfig, splits, vocab) -> Trained:
-    from pipeline.baseline import TfidfScorer, fit_tfidf_logreg
+    from pipeline.baseline import fit_tfidf_logreg
+    from pipeline.tfidf_inference import TfidfScorer
 
     started = time.perf_counter()
     documents = {name: tfidf_documents(records, cfg) for name, records in splits.items()}

@@ -5,7 +5,8 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.baseline import TfidfScorer, fit_tfidf_logreg, nb_log_count_ratios, token_ngrams
+from pipeline.baseline import fit_tfidf_logreg, nb_log_count_ratios
+from pipeline.tfidf_inference import TfidfScorer, token_ngrams
 from pipeline.variants import TfidfConfig
 
 TEXTS = ["정말 재밌다", "완전 최고", "감동 그 자체", "너무 지루하다", "최악 노잼", "시간 낭비"]
