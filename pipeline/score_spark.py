@@ -169,10 +169,11 @@ def limit_threads(bundle, threads: int) -> None:
 
 def load_scorer(kind: str, folder: Path, threads: int) -> Callable[[list[str]], pd.DataFrame]:
     """texts -> DataFrame(label, sentiment, probability), the way `predict` scores them.
-    threads > 0: TensorFlow and Kiwi use that many threads (set before the model loads)."""
+    threads > 0: Kiwi and NumPy's BLAS use that many threads."""
     if threads > 0:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
     if kind == "bundle":
         from pipeline.serving import Bundle
 
@@ -527,7 +528,7 @@ def score(spark, job: Job, kind: str, folder: Path, staging: Path) -> str:
     "--task-threads",
     type=click.IntRange(min=0),
     default=None,
-    help="Threads the model uses inside each Spark task (Kiwi, TensorFlow); default "
+    help="Threads the model uses inside each Spark task (Kiwi, NumPy); default "
     "spark.task.cpus (1); 0 keeps the model's own settings.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output folder if it exists.")
