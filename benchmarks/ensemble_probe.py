@@ -191,21 +191,32 @@ def log_ranking(rows: list[dict]) -> None:
     mlflow.log_table(pd.DataFrame(rows), "combinations.json")
 
 
+def data_options(command):
+    """--data-dir and --models-dir, as every probe takes them."""
+    for option in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path, exists=True, file_okay=False),
+                default="data/split",
+                show_default=True,
+                help="Output folder of `split` (validation.jsonl, test.jsonl).",
+            ),
+            click.option(
+                "--models-dir",
+                type=click.Path(path_type=Path, exists=True, file_okay=False),
+                default="models",
+                show_default=True,
+                help="Folder of trained bundles, one folder per variant.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @click.command(cls=ProbeCommand)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default="data/split",
-    show_default=True,
-    help="Output folder of `split` (validation.jsonl, test.jsonl).",
-)
-@click.option(
-    "--models-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default="models",
-    show_default=True,
-    help="Folder of trained bundles, one folder per variant.",
-)
+@data_options
 @click.option("--experiment", default=EXPERIMENT, show_default=True, help="MLflow experiment.")
 @click.option("--top", default=10, show_default=True, help="How many combinations to print.")
 @click.argument("variants", nargs=-1)

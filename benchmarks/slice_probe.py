@@ -19,7 +19,6 @@ Bundles trained on the same split with other settings (`python -m pipeline train
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import click
 import numpy as np
@@ -29,6 +28,7 @@ from ensemble_probe import (
     ProbeCommand,
     accuracy,
     chosen_variants,
+    data_options,
     data_params,
     member_probabilities,
     probe_run,
@@ -109,20 +109,7 @@ def log_slices(rows: list[dict]) -> None:
 
 
 @click.command(cls=ProbeCommand)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default="data/split",
-    show_default=True,
-    help="Output folder of `split` (validation.jsonl, test.jsonl).",
-)
-@click.option(
-    "--models-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default="models",
-    show_default=True,
-    help="Folder of trained bundles, one folder per variant.",
-)
+@data_options
 @click.option(
     "--tokenizer", default="morph", show_default=True, help="Whose tokens the lengths count."
 )

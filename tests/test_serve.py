@@ -32,6 +32,7 @@ from pipeline.serve import (
     csv_as_json,
     host_name,
     json_depth_exceeds,
+    plain_texts,
 )
 from tests.conftest import clean_env
 
@@ -658,6 +659,43 @@ def served(sample_repo) -> Iterator[str]:
         base = log.wait_for(r"listening on (http://\S+);", 120).group(1)
         wait_ready(base)
         yield base
+
+
+@pytest.mark.parametrize(
+    ("value", "texts"),
+    [
+        ({"inputs": ["a", "b"]}, ["a", "b"]),
+        ({"dataframe_split": {"columns": ["text"], "data": [["a"], ["b"]]}}, ["a", "b"]),
+        ({"dataframe_records": [{"text": "a"}]}, ["a"]),
+        ({"inputs": []}, []),
+        ({"inputs": ["a", None]}, None),  # a problem: MLflow's app and the model name it
+        ({"inputs": ["\ud800"]}, None),
+        ({"inputs": ["a"], "params": {}}, None),
+        ({"inputs": {"text": ["a"]}}, None),
+        ({"dataframe_split": {"columns": ["text", "id"], "data": [["a", 1]]}}, None),
+        ({"dataframe_split": {"columns": ["text"], "data": [["a"]], "index": [0]}}, None),
+        ({"dataframe_records": [{"text": "a", "id": 1}]}, None),
+        ({"instances": ["a"]}, None),
+    ],
+)
+def test_plain_texts_are_the_common_forms_of_valid_texts_only(value, texts):
+    assert plain_texts(value) == texts
+
+
+@pytest.mark.e2e
+def test_plain_requests_get_the_answer_mlflow_s_app_gives(served):
+    texts = ["정말 감동적이고 훌륭한 영화", "지루하고 별로였어", "", "\u200b", "😀 good"]
+    url = f"{served}/invocations"
+    for request in (
+        {"inputs": texts},
+        {"dataframe_records": [{"text": t} for t in texts]},
+        {"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}},
+    ):
+        direct = requests.post(url, json=request, timeout=60)
+        through_mlflow = requests.post(url, json={**request, "params": {}}, timeout=60)
+        assert direct.status_code == through_mlflow.status_code == 200
+        assert direct.json() == through_mlflow.json()
+        assert [p["label"] for p in direct.json()["predictions"]][2:4] == [-1, -1]
 
 
 @pytest.mark.e2e
