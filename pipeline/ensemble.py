@@ -50,7 +50,7 @@ def combine(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     """P(positive) from the members' P(positive): the sigmoid of their mean log-odds."""
     clipped = np.clip(np.stack(probabilities).astype(np.float64), MEMBER_EPS, 1 - MEMBER_EPS)
     mean_logit = np.mean(np.log(clipped) - np.log1p(-clipped), axis=0)
-    return sigmoid(mean_logit)
+    return sigmoid(mean_logit).astype(np.float32)
 
 
 def write_bundle(members: dict[str, Path], folder: Path) -> None:

@@ -69,7 +69,8 @@ class TfidfScorer:
     def probabilities(
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
     ) -> np.ndarray:
-        return self(tokens[self.name] if self.name else texts)
+        # float32, as the previous scorer returned: probabilities that tie stay tied
+        return self(tokens[self.name] if self.name else texts).astype(np.float32)
 
     def __call__(self, documents: Documents) -> np.ndarray:
         rows, columns = self.ngrams.find(documents) if self.ngrams else self._lookup(documents)
