@@ -37,7 +37,8 @@ def test_a_teammate_clones_pulls_and_has_nothing_to_reproduce(sample_repo, tmp_p
     shutil.copytree(sample_repo, alice, symlinks=True)  # the shared fixture stays as it was
     _use_remote(alice, remote)
     sh(["git", "add", "-A"], alice)
-    sh(["git", *GIT_IDENTITY, "commit", "-qm", "reproduced"], alice)
+    # --allow-empty: a reproduced sample leaves dvc.lock and summary.json as committed
+    sh(["git", *GIT_IDENTITY, "commit", "--allow-empty", "-qm", "reproduced"], alice)
     assert "pushed" in sh(["dvc", "push"], alice).stdout
     assert "in sync" in sh(["dvc", "status", "--cloud"], alice).stdout
 

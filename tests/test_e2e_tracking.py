@@ -156,9 +156,11 @@ def test_dvc_metrics_diff_against_the_last_commit(sample_repo, tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(sample_repo, root, symlinks=True)
     sh(["git", "add", "-A"], root)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reproduced"], root)
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    # --allow-empty: a reproduced sample leaves dvc.lock and summary.json as committed
+    sh(["git", *identity, "commit", "--allow-empty", "-qm", "reproduced"], root)
     assert sh(["git", "ls-files", "reports/evaluate/summary.json"], root).stdout.strip()
-    result = sh(["dvc", "metrics", "diff", "HEAD~1", "--json"], root)
+    result = sh(["dvc", "metrics", "diff", "HEAD~1", "--all", "--json"], root)
     assert "reports/evaluate/summary.json" in json.loads(result.stdout)
 
 
