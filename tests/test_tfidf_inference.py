@@ -30,20 +30,29 @@ PROBE = [
 ]
 
 
-def sparse_reference(exported: dict, documents) -> np.ndarray:
-    """What the previous scorer computed: scikit-learn's transform, idf, norm, dot product."""
+def sparse_reference(exported: dict, documents, dtype=np.float32) -> np.ndarray:
+    """What the previous scorer computed, in its float32: scikit-learn's transform, idf, norm,
+    dot product (float64: the exact formula, to check the float32 is close to it)."""
     tokenized = exported.get("tokenized", False)
     analyzer = (
         {"analyzer": lambda d: token_ngrams(d, *exported["ngram_range"])}
         if tokenized
         else {"analyzer": exported["analyzer"], "ngram_range": tuple(exported["ngram_range"])}
     )
-    counts = CountVectorizer(**analyzer, vocabulary=exported["terms"]).transform(documents)
-    counts = counts.astype(np.float64)
+    vectorizer = CountVectorizer(**analyzer, vocabulary=exported["terms"], dtype=dtype)
+    counts = vectorizer.transform(documents)
     if exported["sublinear_tf"]:
         counts.data = np.log(counts.data) + 1
-    features = normalize(counts @ sparse.diags(np.asarray(exported["idf"])))
-    return 1 / (1 + np.exp(-(features @ np.asarray(exported["coef"]) + exported["intercept"])))
+    features = normalize(counts @ sparse.diags(np.asarray(exported["idf"], dtype=dtype)))
+    coef = np.asarray(exported["coef"], dtype=dtype)
+    return 1 / (1 + np.exp(-(features @ coef + exported["intercept"])))
+
+
+def random_texts(count: int, seed: int) -> list[str]:
+    """Texts of up to 200 characters drawn from the training texts' characters and spaces."""
+    alphabet = list("".join(TRAIN) + "  ")
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(alphabet, rng.integers(1, 200))) for _ in range(count)]
 
 
 ANALYZERS = [
@@ -60,16 +69,26 @@ def test_scores_equal_scikit_learn_s_transform(analyzer, ngrams, sublinear, nb):
     exported = fit_tfidf_logreg(TRAIN, LABELS, cfg, seed=0)
     scorer = TfidfScorer(exported)
     assert (scorer.ngrams is not None) == (analyzer == "char")
-    np.testing.assert_allclose(scorer(PROBE), sparse_reference(exported, PROBE), atol=1e-9)
+    np.testing.assert_array_equal(scorer(PROBE), sparse_reference(exported, PROBE))
     one_by_one = [scorer([text])[0] for text in PROBE]
-    np.testing.assert_allclose(one_by_one, scorer(PROBE), atol=1e-12)
+    np.testing.assert_array_equal(one_by_one, scorer(PROBE))
+    exact = sparse_reference(exported, PROBE, dtype=np.float64)
+    np.testing.assert_allclose(scorer(PROBE), exact, atol=1e-6)
+
+
+def test_long_texts_score_the_same_to_the_last_bit():
+    """Many n-grams per text: the sums must run in the previous scorer's order."""
+    cfg = TfidfConfig("tfidf_logreg", None, "char", 1, 4, 1, 1000, True, True, 4.0)
+    exported = fit_tfidf_logreg(TRAIN, LABELS, cfg, seed=0)
+    texts = random_texts(500, seed=0)
+    np.testing.assert_array_equal(TfidfScorer(exported)(texts), sparse_reference(exported, texts))
 
 
 def test_a_text_with_no_known_n_gram_scores_the_intercept():
     cfg = TfidfConfig("tfidf_logreg", None, "char", 1, 2, 1, 1000, True, False, 4.0)
     exported = fit_tfidf_logreg(TRAIN, LABELS, cfg, seed=0)
-    expected = 1 / (1 + np.exp(-exported["intercept"]))
-    np.testing.assert_allclose(TfidfScorer(exported)(["☆☆", ""]), [expected, expected])
+    expected = 1 / (1 + np.exp(-np.float32(exported["intercept"])))
+    np.testing.assert_array_equal(TfidfScorer(exported)(["☆☆", ""]), [expected, expected])
 
 
 def test_token_n_grams_equal_scikit_learn_s_transform():
@@ -84,7 +103,7 @@ def test_token_n_grams_equal_scikit_learn_s_transform():
         ["재밌/VA 다/EF", "최고/NNG"],  # a token with a space: looked up as a string
         ["DA/EF", "재밌/va"],  # lower-cased like training
     ]
-    np.testing.assert_allclose(scorer(probe), sparse_reference(exported, probe), atol=1e-9)
+    np.testing.assert_array_equal(scorer(probe), sparse_reference(exported, probe))
 
 
 def test_an_alphabet_too_large_for_integer_keys_falls_back_to_a_dict(monkeypatch):
@@ -93,7 +112,7 @@ def test_an_alphabet_too_large_for_integer_keys_falls_back_to_a_dict(monkeypatch
     monkeypatch.setattr(tfidf_inference, "_KEY_BITS", 16)
     scorer = TfidfScorer(exported)
     assert scorer.ngrams is None
-    np.testing.assert_allclose(scorer(PROBE), sparse_reference(exported, PROBE), atol=1e-9)
+    np.testing.assert_array_equal(scorer(PROBE), sparse_reference(exported, PROBE))
 
 
 def test_tokens_holding_spaces_are_counted_like_scikit_learn():
@@ -102,4 +121,4 @@ def test_tokens_holding_spaces_are_counted_like_scikit_learn():
     assert any(len(term.split(" ")) > 2 for term in exported["terms"])  # "다/ef 두 단어/nnp"
     scorer = TfidfScorer(exported)
     probe = [["다/EF", "두 단어/NNP"], ["두 단어/NNP"], ["재밌/VA", "다/EF"]]
-    np.testing.assert_allclose(scorer(probe), sparse_reference(exported, probe), atol=1e-9)
+    np.testing.assert_array_equal(scorer(probe), sparse_reference(exported, probe))
