@@ -209,6 +209,7 @@ def requirements() -> list[str]:
         "numpy",
         "pandas",
         "scipy",
+        "threadpoolctl",
         "h5py",
         "pyyaml",
     )

@@ -77,3 +77,23 @@ def test_a_text_without_tokens_scores_as_keras_scores_padding_only(tmp_path, poo
     scored = forward([np.array([], dtype=np.int32), np.array([3, 4], dtype=np.int32)])
     assert scored[0] == pytest.approx(padding, abs=1e-6)
     assert scored[1] == pytest.approx(float(model(np.array([[3, 4]]), training=False)[0, 0]))
+
+
+def test_the_forward_pass_runs_on_one_blas_thread_and_gives_the_rest_back(tmp_path):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from pipeline.serving import load_scorer
+    from pipeline.train import write_bundle
+    from tests.test_train import _fit
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    write_bundle(_fit(), tmp_path)
+    scorer = load_scorer(tmp_path)
+    forward, seen = scorer.forward, []
+    scorer.forward = lambda ids: seen.append(blas_threads()) or forward(ids)
+    with threadpool_limits(2, user_api="blas"):
+        scorer.probabilities(["a"], {scorer.name: [["영화", "좋다"]]})
+        assert seen == [{1}]
+        assert blas_threads() == {2}
