@@ -9,9 +9,10 @@ once with the package of `--previous` (git), and each is served by `python -m pi
 request), single-text latency (p50/p99 over --requests sequential requests), 1,000-text requests
 over the whole file (texts/s), the worker's RSS after the warm-up and at the end, and every
 prediction. Beside them, the bundle's tokenizer(s) alone on the same 1,000-text batches, in
-this process: the limit of a design that tokenizes every text. Written to --out as JSON with
-the machine and date; both servers' labels must agree and their probabilities differ by at most
-1e-6, else the exit code is 1.
+this process: the limit of a design that tokenizes every text; and the CPU time the tokenizers
+and the models need, which bounds how near that limit any server can get. Written to --out as
+JSON with the machine and date; both servers' labels must agree and their probabilities differ
+by at most 1e-6, else the exit code is 1.
 """
 
 from __future__ import annotations
@@ -81,21 +82,38 @@ def save_model(bundle: Path, package: Path, dest: Path) -> Path:
     return dest
 
 
-def tokenizer_limit(bundle: Path, batches: list[list[str]]) -> float:
-    """Texts/s of the bundle's tokenizers alone (each text once per tokenizer), in process."""
+def cpu_budget(bundle: Path, batches: list[list[str]]) -> dict:
+    """The bundle's tokenizers alone on the batches (each text once per tokenizer), then its
+    models alone on those tokens, in this process: texts/s and CPU ms per 1,000 texts. The
+    tokenizers' rate is the limit of a design that tokenizes every text; with the models' CPU
+    on top, `overlap_bound` is the batch/tokenizer ratio a server could reach at best if it kept
+    every core busy all the time: cores x tokenizer wall / (tokenizer CPU + models' CPU)."""
     from pipeline.serving import load_scorer
     from pipeline.text import normalize_text
     from pipeline.tokenizers import make_tokenizer
 
-    tokenizers = [make_tokenizer(c) for c in load_scorer(bundle).tokenizers.values()]
-    for tokenize in tokenizers:
-        tokenize(batches[0][:200])
-    started = time.perf_counter()
-    for batch in batches:
-        texts = [normalize_text(text) for text in batch]
-        for tokenize in tokenizers:
-            tokenize(texts)
-    return sum(map(len, batches)) / (time.perf_counter() - started)
+    scorer = load_scorer(bundle)
+    tokenizers = {name: make_tokenizer(c) for name, c in scorer.tokenizers.items()}
+    texts = [[normalize_text(text) for text in batch] for batch in batches]
+    for tokenize in tokenizers.values():
+        tokenize(texts[0][:200])
+    wall, cpu = time.perf_counter(), time.process_time()
+    tokens = [{name: tokenize(batch) for name, tokenize in tokenizers.items()} for batch in texts]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    scorer.probabilities(texts[0][:200], {name: t[:200] for name, t in tokens[0].items()})
+    model_cpu = time.process_time()
+    for batch, batch_tokens in zip(texts, tokens, strict=True):
+        scorer.probabilities(batch, batch_tokens)
+    model_cpu = time.process_time() - model_cpu
+    per_1000 = 1000 / sum(map(len, batches))
+    return {
+        "tokenizer_texts_per_s": round(sum(map(len, batches)) / wall),
+        "cpu_ms_per_1000_texts": {
+            "tokenizers": round(cpu * per_1000 * 1000, 1),
+            "models": round(model_cpu * per_1000 * 1000, 1),
+        },
+        "overlap_bound": round(os.cpu_count() * wall / (cpu + model_cpu), 3),
+    }
 
 
 def serve(model: Path) -> tuple[subprocess.Popen, str, float]:
@@ -188,7 +206,7 @@ def main() -> int:
         "previous": args.previous,
         "bundle": str(args.bundle),
         "texts": len(texts),
-        "tokenizer_texts_per_s": round(tokenizer_limit(args.bundle, batches)),
+        **cpu_budget(args.bundle, batches),
         "servers": {},
     }
     with tempfile.TemporaryDirectory() as tmp:

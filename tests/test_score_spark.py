@@ -41,11 +41,12 @@ PARTITIONS = 4
 
 
 def nsmc_dir() -> Path:
-    """NSMC_DIR, else shared/ beside the checkout (CI) or beside its parent (a worktree)."""
+    """NSMC_DIR, else shared/ beside the checkout (CI) or beside a folder above it (a worktree,
+    a clone in a subfolder)."""
     if os.environ.get("NSMC_DIR"):
         return Path(os.environ["NSMC_DIR"])
-    candidates = [REPO.parent / "shared/data/nsmc", REPO.parent.parent / "shared/data/nsmc"]
-    return next((c for c in candidates if c.is_dir()), candidates[-1])
+    candidates = [folder / "shared/data/nsmc" for folder in REPO.parents]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def read_output(folder: Path) -> pd.DataFrame:
