@@ -147,9 +147,9 @@ def json_depth_exceeds(value, limit: int) -> bool:
     return False
 
 
-def checked_json(body: bytes, max_depth: int) -> bytes:
-    """The body, unchanged, once it is a JSON object MLflow's parser will read: one format key,
-    nesting within `max_depth`; else a 400 that names the problem."""
+def checked_json(body: bytes, max_depth: int) -> dict:
+    """The body's JSON object, once it is one MLflow's parser will read: one format key, nesting
+    within `max_depth`; else a 400 that names the problem."""
     text = decoded(body)
     if not text.strip():
         raise RequestError(400, f"the body is empty: {FORMAT_HINT}")
@@ -177,7 +177,7 @@ def checked_json(body: bytes, max_depth: int) -> bytes:
         rows = lone_surrogate_rows(value[found[0]])
         if rows:
             raise RequestError(400, named_rows(rows, LONE_SURROGATE))
-    return body
+    return value
 
 
 def lone_surrogate_rows(requests) -> list[int | None]:
@@ -381,10 +381,11 @@ class Guard:
             body = await read_body(receive, limit)
             if body is None:
                 return  # the client went away
+            request = None  # the parsed JSON, which the guard may answer itself
             if kind == "csv":
                 body = await asyncio.to_thread(csv_as_json, body)
             else:
-                body = await asyncio.to_thread(checked_json, body, self.limits.max_json_depth)
+                request = await asyncio.to_thread(checked_json, body, self.limits.max_json_depth)
         except RequestError as error:
             body = error_body(error.status, error.message)
             unread = error.status in (413, 415)  # answered before the body was read
@@ -392,8 +393,8 @@ class Guard:
         except Exception:
             body = error_body(500, internal_error("checking a request"))
             return await respond(send, 500, body)
-        if kind != "csv" and self.model is not None:
-            answer = await asyncio.to_thread(self.scored, body)
+        if request is not None and self.model is not None:
+            answer = await asyncio.to_thread(self.scored, request)
             if answer is not None:
                 return await respond(send, 200, answer)
         scope = {**scope, "headers": forwarded_headers(scope["headers"], len(body))}
@@ -409,11 +410,11 @@ class Guard:
         finally:
             _FAILURE.reset(token)
 
-    def scored(self, body: bytes) -> bytes | None:
+    def scored(self, request: dict) -> bytes | None:
         """The answer to a request of plain texts, or None to let MLflow's app answer."""
         import pandas as pd
 
-        texts = plain_texts(json.loads(body))
+        texts = plain_texts(request)
         if texts is None:
             return None
         try:

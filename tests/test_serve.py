@@ -111,11 +111,11 @@ def test_json_depth():
     assert not json_depth_exceeds([[], {}, [{}]], 3)
 
 
-def test_checked_json_passes_a_request_through_unchanged():
+def test_checked_json_accepts_a_request_and_returns_it_parsed():
     body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["가"]]}}).encode()
-    assert checked_json(body, 10) is body
+    assert checked_json(body, 10) == json.loads(body)
     pair = b'{"inputs": ["\\ud83d\\ude00", "\\\\ud800 is how JSON escapes a surrogate"]}'
-    assert checked_json(pair, 10) is pair
+    assert checked_json(pair, 10) == {"inputs": ["😀", "\\ud800 is how JSON escapes a surrogate"]}
 
 
 @pytest.mark.parametrize(
