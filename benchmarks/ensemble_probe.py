@@ -27,6 +27,7 @@ import click
 import numpy as np
 
 from pipeline import bundle
+from pipeline.cli import PipelineCommand
 from pipeline.ensemble import combine
 from pipeline.errors import PipelineError
 from pipeline.io import read_jsonl, sha256_file
@@ -37,18 +38,6 @@ EXPERIMENT = "probes"
 MAX_VARIANTS = 16  # 65,535 combinations
 # Variant names end up in MLflow metric keys, which allow only these characters.
 NAME = re.compile(r"^[\w.-]+$")
-
-
-class ProbeCommand(click.Command):
-    """A click command that turns a PipelineError into `error: ...` and exit code 1, as the
-    pipeline's own CLI does."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except PipelineError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
-            ctx.exit(1)
 
 
 def bundle_names(models_dir: Path) -> list[str]:
@@ -215,7 +204,7 @@ def data_options(command):
     return command
 
 
-@click.command(cls=ProbeCommand)
+@click.command(cls=PipelineCommand)
 @data_options
 @click.option("--experiment", default=EXPERIMENT, show_default=True, help="MLflow experiment.")
 @click.option("--top", default=10, show_default=True, help="How many combinations to print.")

@@ -25,7 +25,6 @@ import numpy as np
 from ensemble_probe import (
     EXPERIMENT,
     SPLITS,
-    ProbeCommand,
     accuracy,
     chosen_variants,
     data_options,
@@ -36,6 +35,7 @@ from ensemble_probe import (
     split_labels,
 )
 
+from pipeline.cli import PipelineCommand
 from pipeline.errors import PipelineError
 
 
@@ -108,7 +108,7 @@ def log_slices(rows: list[dict]) -> None:
     mlflow.log_table(pd.DataFrame(rows), "slices.json")
 
 
-@click.command(cls=ProbeCommand)
+@click.command(cls=PipelineCommand)
 @data_options
 @click.option(
     "--tokenizer", default="morph", show_default=True, help="Whose tokens the lengths count."

@@ -25,10 +25,24 @@ COMMANDS = {
 }
 
 
-class StageGroup(click.Group):
+class ReportsPipelineErrors:
+    """A click command mixin: a PipelineError becomes a one-line `error: ...` and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PipelineError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
+            sys.exit(1)
+
+
+class PipelineCommand(ReportsPipelineErrors, click.Command):
+    """A stand-alone command (a script's) that reports errors as the pipeline's CLI does."""
+
+
+class StageGroup(ReportsPipelineErrors, click.Group):
     """Imports a command's module (`pipeline/<name with _ for ->.py`) only when the command
-    runs (TensorFlow is slow to import), and turns a PipelineError into a one-line message and
-    exit code 1."""
+    runs (TensorFlow is slow to import); errors are reported as ReportsPipelineErrors says."""
 
     def list_commands(self, ctx):
         return list(COMMANDS)
@@ -41,13 +55,6 @@ class StageGroup(click.Group):
         if name not in COMMANDS:
             return None
         return importlib.import_module(f"pipeline.{name.replace('-', '_')}").command
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except PipelineError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
-            sys.exit(1)
 
 
 @click.group(cls=StageGroup)
