@@ -22,6 +22,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from pipeline import bundle
+from pipeline.probability import sigmoid
 from pipeline.tokenizers import TokenizerConfig
 from pipeline.vocab import encode, index_of
 
@@ -89,11 +90,6 @@ class Recurrent:
     (tanh(x) = 2 sigmoid(2x) - 1)."""
 
     directions: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
-    return_sequences: bool
-
-    @property
-    def units(self) -> int:
-        return self.directions[0][1].shape[0]
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ class Forward:
         width = sum(cell[1].shape[0] for cell in self.layers[-1].directions)
         pooled = np.full(width, -1e9 if self.pooling == "max" else 0.0, dtype=np.float32)
         kernel, bias = self.dense
-        return float(_sigmoid(float(pooled @ kernel + bias[0])))
+        return float(sigmoid(float(pooled @ kernel + bias[0])))
 
     def sequences(self, ids: list[np.ndarray]) -> np.ndarray:
         """P(positive) of each id sequence (at least one id each)."""
@@ -175,7 +171,7 @@ class Forward:
         kernel, bias = self.dense
         logit = np.concatenate(outputs, axis=-1) @ kernel + bias
         out = np.empty(len(ids), dtype=np.float32)
-        out[order] = _sigmoid(logit)  # float32, as Keras computes it: the same ties, the same AUC
+        out[order] = sigmoid(logit)  # float32, as Keras computes it: the same ties, the same AUC
         return out
 
 
@@ -232,10 +228,7 @@ def _recurrent(stored: str, layer: dict, weights: dict[str, np.ndarray]) -> Recu
         paths = [f"{stored}/cell/vars"]
     if inner.get("activation") != "tanh" or inner.get("recurrent_activation") != "sigmoid":
         raise ValueError(f"layer {name}: only tanh/sigmoid LSTMs have a NumPy forward pass")
-    return Recurrent(
-        tuple(_doubled_cell(*(weights[f"{p}/{i}"] for i in range(3))) for p in paths),
-        inner["return_sequences"],
-    )
+    return Recurrent(tuple(_doubled_cell(*(weights[f"{p}/{i}"] for i in range(3))) for p in paths))
 
 
 def _doubled_cell(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray):
@@ -251,11 +244,6 @@ def _sigmoid_in_place(x: np.ndarray) -> None:
         np.exp(x, out=x)
         x += 1.0
         np.reciprocal(x, out=x)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # exp(-x) of a very negative x is inf: the sigmoid, 0
-        return 1.0 / (1.0 + np.exp(-x))
 
 
 def _run(inputs, project, recurrent, lengths, mode: str) -> np.ndarray:

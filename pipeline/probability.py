@@ -12,7 +12,8 @@ MEMBER_EPS = 1e-6
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) of a very negative x is inf: the sigmoid, 0
+        return 1 / (1 + np.exp(-x))
 
 
 def labels_of(probability: np.ndarray) -> np.ndarray:

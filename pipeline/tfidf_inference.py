@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline import bundle
+from pipeline.probability import sigmoid
 from pipeline.tokenizers import TokenizerConfig
 
 Documents = Sequence[str] | Sequence[Sequence[str]]  # texts, or token lists of a tokenizer
@@ -106,7 +107,7 @@ class TfidfScorer:
         normalised = (weight / norm[row]).astype(np.float32)
         starts = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=size))])
         features = sparse.csr_matrix((normalised, column, starts), shape=(size, width))
-        return 1 / (1 + np.exp(-(features @ self.coef + self.intercept)))
+        return sigmoid(features @ self.coef + self.intercept)
 
 
 def _analyzer(analyzer: str, ngram_range: tuple[int, int], tokenized: bool) -> Callable:
