@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,20 +54,28 @@ def server_command(kind: str, model: str, workers: int, port: int) -> list[str]:
     return [*mlflow, "-h", "127.0.0.1", *options]
 
 
-def start_server(command: list[str], base: str, timeout: float) -> subprocess.Popen:
+def start_server(
+    command: list[str], ready: Callable[[], bool], timeout: float, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start a server in its own process group; return once `ready()` (a request to it) is
+    true."""
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with code {process.returncode} while starting")
         try:
-            if requests.get(f"{base}/ping", timeout=timeout).status_code == 200:
+            if ready():
                 return process
         except requests.ConnectionError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.05)
     stop_server(process)
     raise SystemExit(f"the server was not ready after {timeout:.0f} s")
 
@@ -240,7 +249,11 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     command = server_command(args.server, args.model, args.workers, port)
     started_at = dt.datetime.now(dt.UTC)
-    server = start_server(command, base, args.start_timeout)
+    server = start_server(
+        command,
+        lambda: requests.get(f"{base}/ping", timeout=args.start_timeout).status_code == 200,
+        args.start_timeout,
+    )
     url = f"{base}/invocations"
     samples: list[list[float]] = []
     t0 = time.monotonic()

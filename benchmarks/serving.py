@@ -36,13 +36,23 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from load import free_port, machine, percentile, read_texts, rss_mb, stop_server
+from load import (
+    free_port,
+    machine,
+    percentile,
+    read_texts,
+    rss_mb,
+    server_command,
+    start_server,
+    stop_server,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 1000
 OVERLAP_CHUNKS = 4
 NO_VISIBLE_TEXT = "\u200b"  # answered label -1 without tokenizing or scoring
 TOLERANCE = 1e-6
+START_TIMEOUT = 600  # seconds a server may take to answer its first request
 
 
 def package_of(revision: str | None, dest: Path) -> Path:
@@ -96,20 +106,16 @@ def in_process(bundle: Path, batches: list[list[str]], rounds: int = 2) -> dict:
     Then the CPU the tokenizers and the models need per 1,000 texts, and `overlap_bound`: the
     best batch/tokenizer ratio any server could reach if it kept every core busy all the time,
     cores x tokenizer wall / (tokenizer CPU + models' CPU)."""
-    from pipeline.serving import load_scorer
+    from pipeline.serving import Bundle
     from pipeline.text import normalize_text
-    from pipeline.tokenizers import make_tokenizer
 
-    scorer = load_scorer(bundle)
-    tokenizers = {name: make_tokenizer(c) for name, c in scorer.tokenizers.items()}
+    model = Bundle(bundle)
     texts = [[normalize_text(text) for text in batch] for batch in batches]
 
     def tokenize(batch: list[str]) -> dict[str, list[list[str]]]:
-        return {name: split(batch) for name, split in tokenizers.items()}
+        return {name: split(batch) for name, split in model.tokenizers.items()}
 
-    def sequential(batch: list[str]) -> np.ndarray:
-        return scorer.probabilities(batch, tokenize(batch))
-
+    sequential = model.probabilities  # tokenizes, then scores
     with ThreadPoolExecutor(1) as pool:
 
         def overlapped(batch: list[str]) -> np.ndarray:
@@ -117,7 +123,7 @@ def in_process(bundle: Path, batches: list[list[str]], rounds: int = 2) -> dict:
             chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
             tokens = [pool.submit(tokenize, chunk) for chunk in chunks]  # one after another
             return np.concatenate(
-                [scorer.probabilities(c, t.result()) for c, t in zip(chunks, tokens, strict=True)]
+                [model.probabilities(c, t.result()) for c, t in zip(chunks, tokens, strict=True)]
             )
 
         designs = {"tokenizer": tokenize, "sequential": sequential, "overlapped": overlapped}
@@ -132,7 +138,7 @@ def in_process(bundle: Path, batches: list[list[str]], rounds: int = 2) -> dict:
                 seconds[name] = min(seconds[name], time.perf_counter() - started)
     size = sum(map(len, batches))
     rates = {name: round(size / s) for name, s in seconds.items()}
-    wall, cpu = cpu_ms_per_1000(scorer, tokenize, texts)
+    wall, cpu = cpu_ms_per_1000(model, tokenize, texts)
     return {
         "tokenizer_texts_per_s": rates["tokenizer"],
         "cpu_ms_per_1000_texts": cpu,
@@ -149,7 +155,7 @@ def in_process(bundle: Path, batches: list[list[str]], rounds: int = 2) -> dict:
     }
 
 
-def cpu_ms_per_1000(scorer, tokenize, texts: list[list[str]]) -> tuple[float, dict[str, float]]:
+def cpu_ms_per_1000(model, tokenize, texts: list[list[str]]) -> tuple[float, dict[str, float]]:
     """The tokenizers' wall time per 1,000 texts, and the CPU time of the tokenizers (in the
     same pass) and of the models on their tokens."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -157,7 +163,7 @@ def cpu_ms_per_1000(scorer, tokenize, texts: list[list[str]]) -> tuple[float, di
     wall, tokenizers = time.perf_counter() - wall, time.process_time() - cpu
     cpu = time.process_time()
     for batch, batch_tokens in zip(texts, tokens, strict=True):
-        scorer.probabilities(batch, batch_tokens)
+        model.probabilities(batch, batch_tokens)
     models = time.process_time() - cpu
     per_1000 = 1000 / sum(map(len, texts))
     return wall * per_1000 * 1000, {
@@ -170,23 +176,17 @@ def serve(model: Path) -> tuple[subprocess.Popen, str, float]:
     """Start `python -m pipeline serve` on the model; the URL and the seconds until the first
     request was answered."""
     port = free_port()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "serve", "-m", str(model), "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}/invocations"
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server for {model} exited with code {process.returncode}")
-        try:
-            if requests.post(url, json={"inputs": ["첫 요청"]}, timeout=600).status_code == 200:
-                return process, url, time.perf_counter() - started
-        except requests.ConnectionError:
-            time.sleep(0.05)
+
+    def answered() -> bool:
+        reply = requests.post(url, json={"inputs": ["첫 요청"]}, timeout=START_TIMEOUT)
+        return reply.status_code == 200
+
+    started = time.perf_counter()
+    process = start_server(
+        server_command("serve", str(model), 1, port), answered, START_TIMEOUT, cwd=REPO
+    )
+    return process, url, time.perf_counter() - started
 
 
 def measure(model: Path, texts: list[str], batches: list[list[str]], requests_n: int) -> dict:
