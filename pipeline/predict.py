@@ -11,10 +11,10 @@ import pandas as pd
 import requests
 
 from pipeline import bundle
+from pipeline.contract import TEXT_COLUMN
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
 from pipeline.options import path_option
-from pipeline.serving import TEXT_COLUMN
 from pipeline.tracking_uri import redacted
 
 

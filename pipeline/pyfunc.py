@@ -13,7 +13,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
-from pipeline.serving import TEXT_COLUMN, Bundle
+from pipeline.contract import TEXT_COLUMN, rows_named
+from pipeline.serving import Bundle
 from pipeline.text import LONE_SURROGATE, is_encodable
 
 # The input column is declared Any, not string: MLflow would otherwise cast numbers and nulls
@@ -27,9 +28,6 @@ SIGNATURE = ModelSignature(
 INPUT_EXAMPLE = pd.DataFrame(
     {TEXT_COLUMN: ["정말 감동적이고 훌륭한 영화", "지루하고 별로였어 다시 안봐"]}
 )
-
-
-MAX_ROWS_NAMED = 5  # an error message names at most this many bad rows
 
 
 class InputError(MlflowException):
@@ -65,9 +63,7 @@ def texts_from(model_input) -> list[str]:
         values = list(values[0])  # {"inputs": [...]} can arrive as one row holding the list
     problems = [(i, problem) for i, value in enumerate(values) if (problem := text_problem(value))]
     if problems:
-        shown = "; ".join(f"row {i}: {problem}" for i, problem in problems[:MAX_ROWS_NAMED])
-        more = len(problems) - MAX_ROWS_NAMED
-        raise InputError(shown + (f"; and {more} more rows" if more > 0 else ""))
+        raise InputError(rows_named(problems))
     return values
 
 

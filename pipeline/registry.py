@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pipeline import bundle, tracking
+from pipeline.contract import TEXT_COLUMN
 
 ALIAS = "champion"
 
@@ -93,8 +94,8 @@ def promote(cfg, verdict, run: dict, results: dict) -> dict:
         description=(
             f"Variant '{verdict.champion}', best by validation {cfg.select_by} "
             f"({results['validation'][cfg.select_by]:.4f}); test accuracy "
-            f"{results['test']['accuracy']:.4f}. Input: a string column 'text' of raw Korean "
-            "text; output: label (0/1; -1 for a text with nothing visible), sentiment, "
+            f"{results['test']['accuracy']:.4f}. Input: a string column '{TEXT_COLUMN}' of raw "
+            "Korean text; output: label (0/1; -1 for a text with nothing visible), sentiment, "
             "probability of positive."
         ),
     )

@@ -47,8 +47,8 @@ import click
 import pandas as pd
 
 from pipeline.bundle import BUNDLE_FILE, is_bundle
+from pipeline.contract import TEXT_COLUMN
 from pipeline.errors import PipelineError
-from pipeline.serving import TEXT_COLUMN
 
 FORMATS = ("csv", "tsv", "parquet", "text")
 OUTPUT_FORMATS = ("parquet", "csv")

@@ -25,8 +25,6 @@ from pipeline.text import has_visible_character, normalize_text
 from pipeline.tokenizers import TokenizerConfig, make_tokenizer
 from pipeline.variants import LSTM_TYPES
 
-TEXT_COLUMN = "text"
-
 
 class Scorer(Protocol):
     tokenizers: dict[str, TokenizerConfig]  # every tokenizer whose tokens it reads, by name

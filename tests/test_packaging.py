@@ -41,3 +41,13 @@ def test_dvc_yaml_stages_list_only_their_params():
     assert stages["tokenize"]["params"] == ["tokenize"]
     assert stages["split"]["params"] == ["split"]
     assert "train.variants.${key}" in stages["train"]["do"]["params"]
+
+
+def test_every_subpackage_is_installed():
+    with (REPO / "pyproject.toml").open("rb") as f:
+        listed = tomllib.load(f)["tool"]["setuptools"]["packages"]
+    found = sorted(
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in REPO.glob("pipeline/**/__init__.py")
+    )
+    assert sorted(listed) == found

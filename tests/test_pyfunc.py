@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from pipeline.pyfunc import MAX_ROWS_NAMED, SIGNATURE, InputError, json_kind, texts_from
+from pipeline.contract import MAX_ROWS_NAMED
+from pipeline.pyfunc import SIGNATURE, InputError, json_kind, texts_from
 
 
 def test_accepts_frames_series_and_lists():

@@ -35,7 +35,9 @@ def _package(root: Path, modules: dict[str, str]) -> Path:
     package = root / "pipeline"
     package.mkdir(parents=True)
     for name, source in modules.items():
-        (package / f"{name}.py").write_text(source)
+        path = package / f"{name}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
     return package
 
 
@@ -50,6 +52,34 @@ def test_modules_used_are_followed_through_other_modules(tmp_path):
         },
     )
     assert modules_used_by("evaluate", package) == {"evaluate", "registry", "tracking"}
+
+
+def test_modules_of_a_subpackage_are_followed_in_every_form(tmp_path):
+    package = _package(
+        tmp_path,
+        {
+            "serve/__init__": "from pipeline.serve.command import command\n",
+            "serve/command": "from pipeline.serve import checks\nfrom .guard import Guard\n",
+            "serve/checks": "from pipeline import errors\n",
+            "serve/guard": "from . import checks\nfrom ..text import x\n",
+            "serve/unused": "",
+            "errors": "",
+            "text": "",
+        },
+    )
+    assert modules_used_by("serve", package) == {
+        "serve",
+        "serve.command",
+        "serve.checks",
+        "serve.guard",
+        "errors",
+        "text",
+    }
+    assert modules_used_by("serve.checks", package) == {
+        "serve.checks",
+        "serve",
+        *("serve.command", "serve.guard", "errors", "text"),
+    }
 
 
 DVC_YAML = """
@@ -74,6 +104,33 @@ def test_a_module_imported_as_from_package_import_must_be_a_dependency(tmp_path)
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
     assert differences(tmp_path) == [
         "stage evaluate: add pipeline/registry.py; remove pipeline/unused.py"
+    ]
+
+
+PACKAGE_DVC_YAML = """
+stages:
+  serve:
+    cmd: python -m pipeline serve
+    deps:
+      - pipeline/serve/__init__.py
+      - pipeline/serve/checks.py
+      - pipeline/serve/unused.py
+"""
+
+
+def test_a_subpackage_s_modules_are_listed_by_their_paths(tmp_path):
+    _package(
+        tmp_path,
+        {
+            "serve/__init__": "from pipeline.serve import checks, guard\n",
+            "serve/checks": "",
+            "serve/guard": "",
+            "serve/unused": "",
+        },
+    )
+    (tmp_path / "dvc.yaml").write_text(PACKAGE_DVC_YAML)
+    assert differences(tmp_path) == [
+        "stage serve: add pipeline/serve/guard.py; remove pipeline/serve/unused.py"
     ]
 
 

@@ -1,40 +1,20 @@
-"""`serve`: the request checks as pure functions, then the hostile-input suite against real server
-processes on loopback (the `serve` entry point, and `mlflow models serve` for comparison), the
-multi-worker start-up and the command's error paths."""
+"""`serve`'s guard (pipeline/serve/guard.py): the common request forms it scores itself, then the
+hostile-input suite against a real server process on loopback, and the same requests against
+`mlflow models serve` for comparison."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
-from pipeline.errors import PipelineError
-from pipeline.serve import (
-    LOOPBACK_NAMES,
-    RequestError,
-    allowed_hosts,
-    body_kind,
-    checked_json,
-    csv_as_json,
-    host_name,
-    json_depth_exceeds,
-    plain_texts,
-)
-from tests.conftest import clean_env
+from pipeline.serve.guard import plain_texts
 
 CHAMPION = "models:/korean-sentiment@champion"
 GOOD = {"inputs": ["정말 감동적이고 훌륭한 영화"]}
@@ -44,136 +24,6 @@ CSV = {"Content-Type": "text/csv"}
 LEAKS = ("Traceback", "stack_trace", "/work/", "/tmp/", "/home/", "/usr/", "site-packages", ".py")
 LEAK = re.compile("|".join(re.escape(leak) + (r"\b" if leak == ".py" else "") for leak in LEAKS))
 MAX_ERROR_BYTES = 1000
-
-
-# The request checks, without a server.
-
-
-@pytest.mark.parametrize(
-    ("header", "kind"),
-    [
-        ("application/json", "json"),
-        ("Application/JSON; charset=UTF-8", "json"),
-        ("text/csv", "csv"),
-        ('text/csv; charset="utf-8"', "csv"),
-    ],
-)
-def test_body_kind_reads_json_and_csv_in_utf8(header, kind):
-    assert body_kind(header) == kind
-
-
-@pytest.mark.parametrize(
-    ("header", "message"),
-    [
-        (None, "missing Content-Type"),
-        ("  ", "missing Content-Type"),
-        ("text/plain", "unsupported Content-Type"),
-        ("application/vnd.apache.parquet", "unsupported Content-Type"),
-        ("application/json; charset=latin-1", "must be UTF-8"),
-        ("application/json; format=pandas-split", "only charset"),
-    ],
-)
-def test_body_kind_refuses_other_media_types_with_415(header, message):
-    with pytest.raises(RequestError, match=message) as error:
-        body_kind(header)
-    assert error.value.status == 415
-    assert "pandas-split" not in error.value.message
-
-
-@pytest.mark.parametrize(
-    ("header", "name"),
-    [
-        ("localhost:5000", "localhost"),
-        ("127.0.0.1", "127.0.0.1"),
-        ("[::1]:5000", "::1"),
-        ("Example.COM.", "example.com"),
-        ("evil.example.com:80", "evil.example.com"),
-    ],
-)
-def test_host_name_drops_the_port(header, name):
-    assert host_name(header) == name
-
-
-def test_allowed_hosts_default_to_loopback_names_on_loopback_only():
-    assert allowed_hosts(None, "127.0.0.1") == LOOPBACK_NAMES
-    assert allowed_hosts(None, "::1") == LOOPBACK_NAMES
-    assert allowed_hosts(None, "0.0.0.0") is None
-    assert allowed_hosts("api.example.com, [::1]", "0.0.0.0") == {"api.example.com", "::1"}
-    assert allowed_hosts("*", "127.0.0.1") is None
-    with pytest.raises(PipelineError, match="names no host"):
-        allowed_hosts(" , ", "127.0.0.1")
-
-
-def test_json_depth():
-    assert not json_depth_exceeds({"inputs": [["a"]]}, 3)
-    assert json_depth_exceeds({"inputs": [["a"]]}, 2)
-    assert json_depth_exceeds([[[[]]]], 3)
-    assert not json_depth_exceeds([[], {}, [{}]], 3)
-
-
-def test_checked_json_accepts_a_request_and_returns_it_parsed():
-    body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["가"]]}}).encode()
-    assert checked_json(body, 10) == json.loads(body)
-    pair = b'{"inputs": ["\\ud83d\\ude00", "\\\\ud800 is how JSON escapes a surrogate"]}'
-    assert checked_json(pair, 10) == {"inputs": ["😀", "\\ud800 is how JSON escapes a surrogate"]}
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"", "empty"),
-        (b"\xff\xfe{}", "not valid UTF-8 \\(byte 0\\)"),
-        (b'{"inputs": ["SECRET', "not valid JSON: unterminated string at line 1, column 13"),
-        (b"[" * 10_000 + b"]" * 10_000, "nests deeper than 10 levels"),
-        (b'{"inputs": ' + b"[" * 11 + b"]" * 11 + b"}", "nests deeper than 10 levels"),
-        (b'{"inputs": [' + b"1" * 5000 + b"]}", "a number with too many digits"),
-        (b'["SECRET"]', "not an object"),
-        (b'{"SECRET": 1}', "0 of the format keys"),
-        (b'{"inputs": [], "instances": []}', "2 of the format keys"),
-        (b'{"inputs": ["SECRET", "\\ud800"]}', "^row 1: text holds a lone surrogate"),
-        (b'{"inputs": {"text": ["\\udfff", "SECRET"]}}', "^row 0: text holds a lone surrogate"),
-        (
-            b'{"dataframe_split": {"columns": ["text"], "data": [["SECRET"], ["a"], ["\\udc00"]]}}',
-            "^row 2: text holds",
-        ),
-        (b'{"dataframe_records": [{"text": "SECRET"}, {"text": "x\\ud800"}]}', "^row 1: text"),
-        (
-            b'{"dataframe_split": {"columns": ["\\ud800"], "data": [["SECRET"]]}}',
-            "a key or column name holds a lone surrogate",
-        ),
-    ],
-)
-def test_checked_json_rejects_with_400_without_echo(body, message):
-    with pytest.raises(RequestError, match=message) as error:
-        checked_json(body, 10)
-    assert error.value.status == 400
-    assert "SECRET" not in error.value.message
-
-
-def test_csv_becomes_a_dataframe_split_of_the_text_column():
-    body = '\ufeffid,text\n1,"좋다, 정말"\n\n2,""\n3,"줄\n바꿈 ""인용"""\n'.encode()
-    data = [["좋다, 정말"], [""], ['줄\n바꿈 "인용"']]
-    assert json.loads(csv_as_json(body)) == {"dataframe_split": {"columns": ["text"], "data": data}}
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"", "no header row"),
-        (b"review\nSECRET\n", "no 'text' column"),
-        (b"id,text\n1,a\n2,b,SECRET\n", "CSV row 1: 3 fields, the header has 2"),
-        (b'text\n"SECRET\n', "not valid CSV \\(line 2"),
-        (b"text\n\xff\n", "not valid UTF-8"),
-    ],
-)
-def test_bad_csv_is_a_400_without_echo(body, message):
-    with pytest.raises(RequestError, match=message) as error:
-        csv_as_json(body)
-    assert error.value.status == 400
-    assert "SECRET" not in error.value.message
-
-
-# Real servers: the hostile-input suite.
 
 
 @dataclass
@@ -559,105 +409,11 @@ def ask(base: str, case: Case) -> Answer:
     return Answer(response.status_code, response.text, len(response.content))
 
 
-def still_serving(base: str) -> bool:
-    try:
-        response = requests.post(base + "/invocations", json=GOOD, timeout=60)
-    except requests.RequestException:
-        return False
-    return response.status_code == 200 and response.json()["predictions"][0]["label"] == 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Log:
-    """A server's output lines, read as they come."""
-
-    def __init__(self, stream):
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream):
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ended = not self._thread.is_alive()  # the output is closed: nothing more will come
-            for line in list(self.lines):
-                if match := re.search(pattern, line):
-                    return match
-            if ended:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines[-30:]))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@contextmanager
-def server(command: list[str], repo: Path) -> Iterator[tuple[subprocess.Popen, Log]]:
-    env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
-    process = subprocess.Popen(
-        command,
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        yield process, Log(process.stdout)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # mlflow models serve's uvicorn child too
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def session(leader: int) -> list[psutil.Process]:
-    """The processes left in the session a server was started in (its workers included)."""
-    left = []
-    for process in psutil.process_iter():
-        try:
-            if os.getsid(process.pid) == leader:
-                left.append(process)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            pass
-    return left
-
-
-def serve_command(*options: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "serve", "-m", CHAMPION, "--port", "0", *options]
-
-
-def wait_ready(base: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(base + "/ping", timeout=timeout).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the server did not become ready")
-
-
 @pytest.fixture(scope="module")
-def served(sample_repo) -> Iterator[str]:
-    with server(serve_command(), sample_repo) as (_, log):
+def served(sample_repo, servers) -> Iterator[str]:
+    with servers.start(servers.serve_command(), sample_repo) as (_, log):
         base = log.wait_for(r"listening on (http://\S+);", 120).group(1)
-        wait_ready(base)
+        servers.wait_ready(base)
         yield base
 
 
@@ -700,7 +456,7 @@ def test_plain_requests_get_the_answer_mlflow_s_app_gives(served):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_serve_answers_every_request_by_the_contract(served, case):
+def test_serve_answers_every_request_by_the_contract(served, servers, case):
     answer = ask(served, case)
     assert answer.status == case.status, answer.text[:500]
     assert not answer.leaks(), answer.text[:500]
@@ -712,7 +468,7 @@ def test_serve_answers_every_request_by_the_contract(served, case):
         assert re.search(case.message, error.get("message", error.get("detail", "")))
     elif case.check:
         case.check(json.loads(answer.text)["predictions"])
-    assert still_serving(served)
+    assert servers.still_serving(served)
 
 
 def keeps_contract(case: Case, answer: Answer) -> bool | None:
@@ -726,7 +482,7 @@ def keeps_contract(case: Case, answer: Answer) -> bool | None:
     return True
 
 
-def audit_row(base: str, case: Case) -> dict:
+def audit_row(base: str, case: Case, still_serving: Callable[[str], bool]) -> dict:
     answer = ask(base, case)
     return {
         "case": case.name,
@@ -741,15 +497,15 @@ def audit_row(base: str, case: Case) -> dict:
 
 
 @pytest.mark.e2e
-def test_the_same_requests_against_mlflow_models_serve(sample_repo, served, tmp_path):
+def test_the_same_requests_against_mlflow_models_serve(sample_repo, served, servers, tmp_path):
     """Records what MLflow's own server answers (docs/serving.md's table; SERVE_AUDIT=<file>
     writes the table as JSON); asserts only that it keeps serving, as it does with one worker."""
-    port = free_port()
+    port = servers.free_port()
     command = ["mlflow", "models", "serve", "-m", CHAMPION, "--env-manager", "local"]
-    with server([*command, "-h", "127.0.0.1", "-p", str(port)], sample_repo):
+    with servers.start([*command, "-h", "127.0.0.1", "-p", str(port)], sample_repo):
         base = f"http://127.0.0.1:{port}"
-        wait_ready(base)
-        rows = [audit_row(base, case) for case in CASES]
+        servers.wait_ready(base)
+        rows = [audit_row(base, case, servers.still_serving) for case in CASES]
     ours = {case.name: ask(served, case).status for case in CASES}
     for row in rows:
         row["serve_status"] = ours[row["case"]]
@@ -757,102 +513,3 @@ def test_the_same_requests_against_mlflow_models_serve(sample_repo, served, tmp_
         Path(os.environ["SERVE_AUDIT"]).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     assert all(row["serving"] for row in rows)
     assert [row["status"] for row in rows[:3]] == [200, 200, 200]
-
-
-@pytest.mark.e2e
-def test_two_workers_take_traffic_only_when_loaded_and_stop_on_sigterm(sample_repo):
-    with server(serve_command("--workers", "2"), sample_repo) as (process, log):
-        base = log.wait_for(r"listening on (http://\S+);", 120).group(1)
-        results: list = []
-        stop = threading.Event()
-
-        def client():
-            with requests.Session() as session:
-                while not stop.is_set():
-                    try:
-                        response = session.post(base + "/invocations", json=GOOD, timeout=300)
-                        results.append(response.status_code)
-                    except requests.RequestException as exc:
-                        results.append(type(exc).__name__)
-
-        thread = threading.Thread(target=client)
-        thread.start()
-        pings = []
-        while not pings or pings[-1][0] != 200:
-            response = requests.get(base + "/ping", timeout=300)
-            pings.append((response.status_code, response.text))
-            time.sleep(0.2)
-        # Each worker logs "ready" before it counts as ready; /ping said 200, so both have.
-        log.wait_for(r"worker 0 \(pid \d+\) ready", 2)
-        log.wait_for(r"worker 1 \(pid \d+\) ready", 2)
-        for status, text in pings[:-1]:
-            assert status == 503 and re.search(r"[01] of 2 workers", text)
-        time.sleep(1)
-        stop.set()
-        thread.join()
-        assert results and set(results) == {200}, results
-
-        # A worker that dies is replaced; the other one answers meanwhile.
-        pids = {int(m) for m in re.findall(r"worker \d \(pid (\d+)\) ready", log.text())}
-        victim = sorted(pids)[0]
-        os.kill(victim, signal.SIGKILL)
-        log.wait_for(r"worker \d exited with code -9; restarting", 30)
-        assert still_serving(base)
-        assert requests.get(base + "/ping", timeout=60).status_code == 503
-        wait_ready(base)
-        assert still_serving(base)
-
-        workers = psutil.Process(process.pid).children(recursive=True)
-        assert len(workers) >= 2
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-        psutil.wait_procs(workers, timeout=10)
-        assert not session(process.pid)
-        log.wait_for("^stopped$", 5)
-
-
-@pytest.mark.e2e
-def test_a_model_that_does_not_load_stops_the_server(sample_repo, tmp_path):
-    model = tmp_path / "model"
-    env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{sample_repo / 'mlflow.db'}"}
-    script = (
-        f"import mlflow; mlflow.artifacts.download_artifacts({CHAMPION!r}, dst_path={str(model)!r})"
-    )
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
-    for bundle in (model / "artifacts").glob("*/bundle.json"):
-        bundle.write_text("{not json", encoding="utf-8")
-    command = [sys.executable, "-m", "pipeline", "serve", "-m", str(model), "--port", "0"]
-    with server(command, sample_repo) as (process, log):
-        assert process.wait(timeout=300) == 1
-        log.wait_for(r"^error: worker 0 exited with code 1 before it had loaded the model", 5)
-        time.sleep(2)
-        assert not session(process.pid)
-
-
-@pytest.mark.e2e
-def test_an_unknown_model_is_a_one_line_error(sample_repo):
-    command = serve_command()
-    command[command.index(CHAMPION)] = "models:/korean-sentiment@nope"
-    with server(command, sample_repo) as (process, log):
-        assert process.wait(timeout=120) == 1
-        log.wait_for(r"^error: cannot load model models:/korean-sentiment@nope: .*alias nope", 5)
-        assert "Traceback" not in log.text()
-
-
-def test_a_port_in_use_is_a_one_line_error(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline", "serve", "-m", CHAMPION, "--port", str(port)],
-            cwd=Path(__file__).resolve().parents[1],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
-    ]

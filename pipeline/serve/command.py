@@ -1,0 +1,87 @@
+"""`python -m pipeline serve`: the click command that binds the socket, fetches the model once
+and hands both to the Supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import click
+
+from pipeline.serve.checks import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    Limits,
+    allowed_hosts,
+    is_loopback,
+)
+from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
+from pipeline.serve.workers import WorkerSettings, listen, local_model
+
+
+@click.command("serve")
+@click.option(
+    "-m",
+    "--model",
+    "model_uri",
+    required=True,
+    help="models:/<name>@<alias>, models:/<name>/<version>, runs:/<id>/model, or a model folder.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port to listen on (0: any free port, printed at start).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes, each holding the model.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1024),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    help="Largest request body read; a larger one gets HTTP 413.",
+)
+@click.option(
+    "--allowed-hosts",
+    "allowed_hosts_option",
+    default=None,
+    help="Comma-separated Host names answered, '*' for any. Default: the loopback names when "
+    "--host is a loopback address, else any.",
+)
+def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option):
+    """Serve a model with MLflow's scoring protocol, hardened against hostile requests."""
+    limits = Limits(max_body_bytes, MAX_JSON_DEPTH, allowed_hosts(allowed_hosts_option, host))
+    sock = listen(host, port)
+    url = announce_address(sock)
+    click.echo(f"listening on {url}; loading {model_uri} in {workers} worker(s)", err=True)
+    if limits.allowed_hosts is None and not is_loopback(host):
+        click.echo(
+            "warning: any Host name is answered; set --allowed-hosts to the names used", err=True
+        )
+    stopped = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGTERM, raise_stopped)
+    signal.signal(signal.SIGINT, raise_stopped)
+    try:
+        with sock, tempfile.TemporaryDirectory(prefix="serve-model-") as tmp:
+            model_dir = local_model(model_uri, Path(tmp))
+            settings = WorkerSettings(str(model_dir), limits, os.getpid())
+            supervisor = Supervisor(sock, settings, workers)
+            signal.signal(signal.SIGTERM, supervisor.on_signal)
+            signal.signal(signal.SIGINT, supervisor.on_signal)
+            supervisor.run(url)
+    except Stopped:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, stopped[0])
+        signal.signal(signal.SIGINT, stopped[1])
+    click.echo("stopped", err=True)

@@ -1,0 +1,329 @@
+"""The ASGI middleware in front of MLflow's scoring app (`Guard`), and the model wrapper MLflow's
+app calls (`CheckedModel`): the request checks of `pipeline.serve.checks` applied as a request
+arrives, readiness on /ping and /health, the common request forms scored directly, and every
+error answer replaced by one that names the problem without echoing the input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import logging
+import sys
+import traceback
+import uuid
+from collections.abc import Callable
+
+from pipeline.contract import FORMAT_HINT, TEXT_COLUMN
+from pipeline.serve.checks import (
+    Limits,
+    RequestError,
+    body_kind,
+    checked_json,
+    csv_as_json,
+    declared_length,
+    error_body,
+    host_name,
+    too_large,
+)
+from pipeline.text import is_encodable
+
+PROBE_PATHS = ("/ping", "/health")
+
+log = logging.getLogger("uvicorn.error")
+
+# What the model wrapper decided about a failed prediction, for the middleware to answer with:
+# set per request by Guard, filled in by CheckedModel.predict (in MLflow's worker thread, which
+# runs in a copy of the request's context that shares this dict).
+_FAILURE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("failure", default=None)
+
+
+def internal_error(during: str) -> str:
+    """A 500's message: an id to find the details by in the server log, and nothing else."""
+    error_id = uuid.uuid4().hex[:12]
+    trace = traceback.format_exc() if sys.exc_info()[0] else ""
+    log.error("internal error %s in %s\n%s", error_id, during, trace)
+    return f"internal error {error_id}; details are in the server log"
+
+
+async def respond(send, status: int, body: bytes, close: bool = False) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def plain_texts(value: dict) -> list[str] | None:
+    """The texts of the common request forms, when every one is a scoreable string:
+    {"inputs": [...]}, {"dataframe_split": {"columns": ["text"], "data": [[...], ...]}},
+    {"dataframe_records": [{"text": ...}, ...]}, without params. None for anything else."""
+    if len(value) != 1:
+        return None
+    key, body = next(iter(value.items()))
+    texts = None
+    if key == "inputs" and isinstance(body, list):
+        texts = body
+    elif key == "dataframe_split" and _one_text_column(body):
+        texts = [row[0] for row in body["data"]]
+    elif key == "dataframe_records" and _text_records(body):
+        texts = [row[TEXT_COLUMN] for row in body]
+    if texts is None or not all(isinstance(t, str) and is_encodable(t) for t in texts):
+        return None
+    return texts
+
+
+def _text_records(records) -> bool:
+    return isinstance(records, list) and all(
+        isinstance(row, dict) and row.keys() == {TEXT_COLUMN} for row in records
+    )
+
+
+def _one_text_column(split) -> bool:
+    return (
+        isinstance(split, dict)
+        and split.keys() == {"columns", "data"}
+        and split["columns"] == [TEXT_COLUMN]
+        and isinstance(split["data"], list)
+        and all(isinstance(row, list) and len(row) == 1 for row in split["data"])
+    )
+
+
+class Guard:
+    """ASGI middleware in front of MLflow's scoring app; see the module docstring.
+
+    The common request forms, holding only valid texts, are scored here through the same
+    model, and answered with the JSON MLflow's app would give: its parsing, a pandas frame in
+    and out and its serializer cost more than scoring one short text."""
+
+    def __init__(self, app, limits: Limits, readiness: Callable[[], tuple[int, int]], model=None):
+        self.app = app
+        self.limits = limits
+        self.readiness = readiness
+        self.model = model
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        allowed = self.limits.allowed_hosts
+        if allowed is not None and host_name(headers.get("host", "")) not in allowed:
+            body = error_body(421, "this server does not answer for that Host name")
+            return await respond(send, 421, body)
+        if scope["path"] in PROBE_PATHS:
+            ready, total = self.readiness()
+            if ready < total:
+                message = f"not ready: {ready} of {total} workers have loaded the model"
+                return await respond(send, 503, error_body(503, message))
+        if scope["path"] == "/invocations" and scope["method"] == "POST":
+            return await self.invocations(scope, receive, send, headers)
+        return await self.app(scope, receive, send)
+
+    async def invocations(self, scope, receive, send, headers: dict[str, str]):
+        limit = self.limits.max_body_bytes
+        try:
+            kind = body_kind(headers.get("content-type"))
+            declared = declared_length(headers.get("content-length"))
+            if declared is not None and declared > limit:
+                raise too_large(limit)
+            body = await read_body(receive, limit)
+            if body is None:
+                return  # the client went away
+            request = None  # the parsed JSON, which the guard may answer itself
+            if kind == "csv":
+                body = await asyncio.to_thread(csv_as_json, body)
+            else:
+                request = await asyncio.to_thread(checked_json, body, self.limits.max_json_depth)
+        except RequestError as error:
+            body = error_body(error.status, error.message)
+            unread = error.status in (413, 415)  # answered before the body was read
+            return await respond(send, error.status, body, close=unread)
+        except Exception:
+            body = error_body(500, internal_error("checking a request"))
+            return await respond(send, 500, body)
+        if request is not None and self.model is not None:
+            answer = await asyncio.to_thread(self.scored, request)
+            if answer is not None:
+                return await respond(send, 200, answer)
+        scope = {**scope, "headers": forwarded_headers(scope["headers"], len(body))}
+        failure: dict = {}
+        token = _FAILURE.set(failure)
+        answer = Answer(send, failure)
+        try:
+            await self.app(scope, replay(body, receive), answer.send)
+        except Exception:
+            body = error_body(500, internal_error("the scoring app"))
+            if not answer.started:
+                await respond(send, 500, body)
+        finally:
+            _FAILURE.reset(token)
+
+    def scored(self, request: dict) -> bytes | None:
+        """The answer to a request of plain texts, or None to let MLflow's app answer."""
+        import pandas as pd
+
+        texts = plain_texts(request)
+        if texts is None:
+            return None
+        try:
+            frame = self.model.predict(pd.DataFrame({TEXT_COLUMN: texts}))
+        except Exception:
+            return None  # MLflow's app answers, and reports the failure its way
+        predictions = [
+            {"label": int(label), "sentiment": str(sentiment), "probability": float(p)}
+            for label, sentiment, p in frame[["label", "sentiment", "probability"]].itertuples(
+                index=False
+            )
+        ]
+        return json.dumps({"predictions": predictions}).encode()
+
+
+async def read_body(receive, limit: int) -> bytes | None:
+    """The request body, counted as it arrives: a 413 as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def forwarded_headers(headers: list, length: int) -> list:
+    """The request's headers as MLflow's app sees them: JSON of `length` bytes, not chunked."""
+    dropped = {b"content-type", b"content-length", b"transfer-encoding"}
+    kept = [(k, v) for k, v in headers if k.lower() not in dropped]
+    return [*kept, (b"content-type", b"application/json"), (b"content-length", b"%d" % length)]
+
+
+def replay(body: bytes, receive):
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+class Answer:
+    """Passes MLflow's successful responses through and replaces every error response: with the
+    model wrapper's safe error when there is one, else with a message of our own."""
+
+    def __init__(self, send, failure: dict):
+        self._send = send
+        self.failure = failure
+        self.started = False
+        self._held: dict | None = None
+        self._chunks: list[bytes] = []
+
+    async def send(self, message):
+        if message["type"] == "http.response.start":
+            self.started = True
+            if message["status"] >= 400:
+                self._held = message
+                return
+        elif message["type"] == "http.response.body" and self._held is not None:
+            self._chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            status, body = self.replacement(self._held["status"], b"".join(self._chunks))
+            return await respond(self._send, status, body)
+        await self._send(message)
+
+    def replacement(self, status: int, inner: bytes) -> tuple[int, bytes]:
+        if self.failure:
+            return self.failure["status"], self.failure["body"]
+        if status == 504:
+            return 504, error_body(504, "scoring took longer than this server's time limit")
+        if 400 <= status < 500:
+            return status, error_body(status, f"the request does not fit the model: {FORMAT_HINT}")
+        return 500, error_body(500, internal_error(f"the scoring app: {status} {inner[:500]!r}"))
+
+
+class CheckedModel:
+    """The loaded model as MLflow's scoring app calls it: the texts checked first (this
+    package's rules, whatever code the model was logged with), every failure turned into an
+    error whose body names the problem without echoing the input."""
+
+    def __init__(self, model, check: Callable, safe_error: type):
+        self._model = model
+        self._check = check
+        self._safe_error = safe_error
+        self.metadata = model.metadata
+
+    def predict(self, data, params=None):
+        try:
+            self._check(data)
+            return self._model.predict(data, params=params)
+        except Exception as exc:
+            status, message = self.classify(exc)
+            error = self._safe_error(status, message)
+            failure = _FAILURE.get()
+            if failure is not None:
+                failure.update(status=status, body=error.serialize_as_json().encode())
+            raise error from None
+
+    @staticmethod
+    def classify(exc: Exception) -> tuple[int, str]:
+        # The model's own InputError may come from another copy of pipeline.pyfunc (the code
+        # logged with the model), so it is recognised by name.
+        if type(exc).__name__ == "InputError" and hasattr(exc, "get_http_status_code"):
+            return 400, exc.message
+        if hasattr(exc, "get_http_status_code") and 400 <= exc.get_http_status_code() < 500:
+            log.info("rejected by the model's schema: %.300s", getattr(exc, "message", exc))
+            return 400, f"the input does not fit the model's signature: {FORMAT_HINT}"
+        return 500, internal_error("scoring")
+
+
+def text_checker() -> Callable:
+    """The check CheckedModel runs on what MLflow parsed: a table, a list, or a dict of columns."""
+    import numpy as np
+
+    from pipeline.pyfunc import InputError, texts_from
+
+    def check(data) -> None:
+        if isinstance(data, dict):
+            if TEXT_COLUMN not in data:
+                raise InputError(f"missing column '{TEXT_COLUMN}'")
+            values = data[TEXT_COLUMN]
+            data = list(values) if isinstance(values, list | tuple | np.ndarray) else [values]
+        texts_from(data)
+
+    return check
+
+
+@functools.cache
+def safe_error_type() -> type:
+    """An MlflowException whose JSON is only its code and the message it was made with (MLflow's
+    scoring code prefixes a failed prediction's message with the whole input)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+    class SafeError(MlflowException):
+        def __init__(self, status: int, message: str):
+            code = INVALID_PARAMETER_VALUE if status < 500 else INTERNAL_ERROR
+            super().__init__(message, error_code=code)
+            self.safe_message = message
+
+        def serialize_as_json(self) -> str:
+            return json.dumps({"error_code": self.error_code, "message": self.safe_message})
+
+    return SafeError
+
+
+def build_app(model, limits: Limits, readiness: Callable[[], tuple[int, int]], check: Callable):
+    """MLflow's scoring app for `model` (a loaded PyFuncModel), wrapped in the Guard."""
+    from mlflow.pyfunc import scoring_server
+
+    checked = CheckedModel(model, check, safe_error_type())
+    return Guard(scoring_server.init(checked), limits, readiness, model=checked)
