@@ -29,8 +29,10 @@ from pipeline.serve.workers import WorkerSettings, listen, local_model
     required=True,
     help="models:/<name>@<alias>, models:/<name>/<version>, runs:/<id>/model, or a model folder.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+# -h, -p and -w are `mlflow models serve`'s flags for the same options (its help is --help only).
+@click.option("-h", "--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
+    "-p",
     "--port",
     type=click.IntRange(0, 65535),
     default=5000,
@@ -38,6 +40,7 @@ from pipeline.serve.workers import WorkerSettings, listen, local_model
     help="Port to listen on (0: any free port, printed at start).",
 )
 @click.option(
+    "-w",
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
