@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
-from pathlib import Path
 
 import click
 
@@ -17,6 +15,7 @@ from pipeline.serve.checks import (
     allowed_hosts,
     is_loopback,
 )
+from pipeline.serve.copies import model_copy
 from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
 from pipeline.serve.workers import WorkerSettings, listen, local_model
 
@@ -75,8 +74,8 @@ def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option
     signal.signal(signal.SIGTERM, raise_stopped)
     signal.signal(signal.SIGINT, raise_stopped)
     try:
-        with sock, tempfile.TemporaryDirectory(prefix="serve-model-") as tmp:
-            model_dir = local_model(model_uri, Path(tmp))
+        with sock, model_copy() as copy:
+            model_dir = local_model(model_uri, copy)
             settings = WorkerSettings(str(model_dir), limits, os.getpid())
             supervisor = Supervisor(sock, settings, workers)
             signal.signal(signal.SIGTERM, supervisor.on_signal)
