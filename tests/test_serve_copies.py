@@ -83,3 +83,26 @@ def test_the_copy_of_a_killed_server_is_removed_by_the_next_one(tmp_path):
     assert second.returncode == 1, stderr
     assert "before it had loaded the model" in stderr
     assert _copies(root) == []
+
+
+@pytest.mark.e2e
+def test_a_downloaded_champion_outlives_sigkill_only_until_the_next_start(
+    sample_repo, servers, tmp_path
+):
+    root = tmp_path / f"pipeline-serve-{os.getuid()}"
+    command = servers.serve_command()
+    with servers.start(command, sample_repo, TMPDIR=str(tmp_path)) as (process, log):
+        servers.wait_ready(log.wait_for(r"listening on (http://\S+);", 120).group(1))
+        (killed,) = [path for path in root.iterdir() if path.is_dir()]
+        assert any(killed.rglob("MLmodel"))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert any(killed.rglob("MLmodel"))
+    with servers.start(command, sample_repo, TMPDIR=str(tmp_path)) as (process, log):
+        base = log.wait_for(r"listening on (http://\S+);", 120).group(1)
+        servers.wait_ready(base)
+        assert servers.still_serving(base)
+        assert not killed.exists()
+        assert len([path for path in root.iterdir() if path.is_dir()]) == 1
+    assert process.returncode == 0
+    assert list(root.iterdir()) == []
