@@ -17,22 +17,16 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
-from pipeline.score_spark import (
-    LOAD_MESSAGE,
+from pipeline.score_spark import Job, input_format, is_local, parse_conf, score, stage_model
+from pipeline.spark_session import one_line, start_spark
+from pipeline.spark_tables import (
     MALFORMED_ROW,
     NULL_TEXT,
-    Job,
-    input_format,
-    is_local,
-    one_line,
-    parse_conf,
     renamed_columns,
-    score,
-    stage_model,
-    start_spark,
     temporary_sibling,
     type_error,
 )
+from pipeline.spark_workers import LOAD_MESSAGE
 from tests.conftest import REPO, clean_env, sh
 
 CHAMPION = "models:/korean-sentiment@champion"

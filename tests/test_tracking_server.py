@@ -23,16 +23,10 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.mlflow_server import mlflow_command, mlflow_pid
+from pipeline.postgres import backend_store_uri, postgres_pid
 from pipeline.project import copy_project
-from pipeline.tracking_server import (
-    Layout,
-    Ports,
-    backend_store_uri,
-    mlflow_command,
-    mlflow_pid,
-    port_open,
-    postgres_pid,
-)
+from pipeline.server_state import Layout, Ports, port_open
 from tests.conftest import REPO, clean_env, sh
 
 MODEL = "korean-sentiment"
