@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import SAMPLE_EXECUTION, clean_env, sh
+from tests.helpers import SAMPLE_EXECUTION, clean_env, sh
 
 pytestmark = pytest.mark.e2e
 

@@ -27,7 +27,7 @@ from pipeline.spark_tables import (
     type_error,
 )
 from pipeline.spark_workers import LOAD_MESSAGE
-from tests.conftest import REPO, clean_env, sh
+from tests.helpers import REPO, clean_env, sh
 
 CHAMPION = "models:/korean-sentiment@champion"
 NSMC_ROWS = 20_000

@@ -34,7 +34,7 @@ from pipeline.serve import (
     json_depth_exceeds,
     plain_texts,
 )
-from tests.conftest import clean_env
+from tests.helpers import clean_env
 
 CHAMPION = "models:/korean-sentiment@champion"
 GOOD = {"inputs": ["정말 감동적이고 훌륭한 영화"]}

@@ -27,7 +27,7 @@ from pipeline.mlflow_server import mlflow_command, mlflow_pid
 from pipeline.postgres import backend_store_uri, postgres_pid
 from pipeline.project import copy_project
 from pipeline.server_state import Layout, Ports, port_open
-from tests.conftest import REPO, clean_env, sh
+from tests.helpers import REPO, clean_env, sh
 
 MODEL = "korean-sentiment"
 CHAMPION = f"models:/{MODEL}@champion"
