@@ -47,7 +47,7 @@ import pandas as pd
 from pipeline.bundle import BUNDLE_FILE, is_bundle
 from pipeline.errors import PipelineError
 from pipeline.serving import TEXT_COLUMN
-from pipeline.spark_session import one_line, spark_failure, start_spark
+from pipeline.spark_session import hide_pandas_warning, one_line, spark_failure, start_spark
 from pipeline.spark_tables import (
     HadoopPaths,
     partitioned,
@@ -155,6 +155,7 @@ def score(spark, job: Job, kind: str, folder: Path, staging: Path) -> str:
 
     import pipeline
 
+    hide_pandas_warning()  # pandas_udf checks the pandas version
     context = spark.sparkContext
     threads = job.task_threads
     if threads is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
 from pipeline.score_spark import Job, input_format, is_local, parse_conf, score, stage_model
-from pipeline.spark_session import one_line, start_spark
+from pipeline.spark_session import PANDAS_WARNING, hide_pandas_warning, one_line, start_spark
 from pipeline.spark_tables import (
     MALFORMED_ROW,
     NULL_TEXT,
@@ -144,6 +145,31 @@ def test_spark_settings_from_the_command_line():
         parse_conf(("spark.ui.enabled",))
 
 
+def _pandas_udf() -> None:
+    """A pandas UDF made as score() makes one (no session needed to make it)."""
+    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.types import LongType
+
+    def lengths(texts: pd.Series) -> pd.Series:
+        return texts.str.len()
+
+    pandas_udf(lengths, LongType())
+
+
+def test_pyspark_s_pandas_warning_is_hidden_and_nothing_else(recwarn):
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    if int(pd.__version__.split(".")[0]) < 3:
+        pytest.skip("PySpark warns only about pandas 3")
+    _pandas_udf()
+    assert [w for w in recwarn if PANDAS_WARNING in str(w.message)]
+    recwarn.clear()
+    hide_pandas_warning()
+    _pandas_udf()
+    message = f"{PANDAS_WARNING}, said elsewhere"
+    warnings.warn(message, FutureWarning, stacklevel=1)  # from this module, not PySpark
+    assert [str(w.message) for w in recwarn] == [message]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -227,7 +253,7 @@ def test_nulls_empty_texts_and_renamed_columns(spark, sample_repo, tmp_path):
 
 
 @pytest.mark.spark
-def test_a_numeric_text_column_is_an_error_on_every_row(spark, sample_repo, tmp_path):
+def test_a_numeric_text_column_is_an_error_on_every_row(spark, sample_repo, tmp_path, recwarn):
     source = tmp_path / "in.parquet"
     pd.DataFrame({"text": pd.array([5, None], dtype="Int64")}).to_parquet(source)
     out = tmp_path / "out"
@@ -235,6 +261,7 @@ def test_a_numeric_text_column_is_an_error_on_every_row(spark, sample_repo, tmp_
     got = read_output(out)
     assert got["error"].tolist() == ["text is not a string (bigint)", NULL_TEXT]
     assert got["label"].tolist() == [-1, -1] and got["probability"].isna().all()
+    assert not [w for w in recwarn if PANDAS_WARNING in str(w.message)]  # a later test's job
 
 
 @pytest.mark.spark
