@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -19,13 +18,10 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
 from pipeline.score_spark import Job, input_format, is_local, parse_conf, score, stage_model
-from pipeline.spark_session import PANDAS_WARNING, hide_pandas_warning, one_line, start_spark
+from pipeline.spark_session import PANDAS_WARNING, start_spark
 from pipeline.spark_tables import (
     MALFORMED_ROW,
     NULL_TEXT,
-    renamed_columns,
-    temporary_sibling,
-    type_error,
 )
 from pipeline.spark_workers import LOAD_MESSAGE
 from tests.helpers import REPO, clean_env, sh
@@ -106,36 +102,6 @@ def test_local_paths_and_uris():
     assert not any(map(is_local, ["file:/tmp/x", "hdfs://nn/x", "s3a://b/x", "models:/m@c"]))
 
 
-def test_prediction_column_names_in_the_input_are_prefixed():
-    assert renamed_columns(["id", "document", "label"]) == {"label": "input_label"}
-    assert renamed_columns(["id", "text"]) == {}
-    with pytest.raises(PipelineError, match="would be renamed to input_label"):
-        renamed_columns(["label", "input_label"])
-
-
-def test_a_non_string_text_column_is_a_row_error():
-    assert type_error("string") is None
-    assert type_error("bigint") == "text is not a string (bigint)"
-
-
-def test_one_line_keeps_the_last_python_error_of_a_traceback():
-    traceback = (
-        "An exception was thrown from the Python worker.\nTraceback (most recent call last):\n"
-        "  File \"x.py\", line 1, in f\nKeyError: 'a'\n\nDuring handling...\n"
-        "ValueError: File not found: model.keras\n"
-    )
-    assert one_line(traceback) == "ValueError: File not found: model.keras"
-    assert one_line("\n[PATH_NOT_FOUND] Path does not exist: x.\nmore") == (
-        "[PATH_NOT_FOUND] Path does not exist: x."
-    )
-
-
-def test_the_temporary_output_is_a_hidden_sibling():
-    assert re.fullmatch(r"/data/\.scored\.tmp-[0-9a-f]{12}", temporary_sibling("/data/scored/"))
-    assert re.fullmatch(r"\.scored\.tmp-[0-9a-f]{12}", temporary_sibling("scored"))
-    assert temporary_sibling("s3a://b/out").startswith("s3a://b/.out.tmp-")
-
-
 def test_spark_settings_from_the_command_line():
     assert parse_conf(("spark.executor.memory=4g", "a.b=x=y")) == {
         "spark.executor.memory": "4g",
@@ -143,31 +109,6 @@ def test_spark_settings_from_the_command_line():
     }
     with pytest.raises(PipelineError, match="--conf takes KEY=VALUE, got 'spark.ui.enabled'"):
         parse_conf(("spark.ui.enabled",))
-
-
-def _pandas_udf() -> None:
-    """A pandas UDF made as score() makes one (no session needed to make it)."""
-    from pyspark.sql.functions import pandas_udf
-    from pyspark.sql.types import LongType
-
-    def lengths(texts: pd.Series) -> pd.Series:
-        return texts.str.len()
-
-    pandas_udf(lengths, LongType())
-
-
-def test_pyspark_s_pandas_warning_is_hidden_and_nothing_else(recwarn):
-    pytest.importorskip("pyspark", reason="the spark extra is not installed")
-    if int(pd.__version__.split(".")[0]) < 3:
-        pytest.skip("PySpark warns only about pandas 3")
-    _pandas_udf()
-    assert [w for w in recwarn if PANDAS_WARNING in str(w.message)]
-    recwarn.clear()
-    hide_pandas_warning()
-    _pandas_udf()
-    message = f"{PANDAS_WARNING}, said elsewhere"
-    warnings.warn(message, FutureWarning, stacklevel=1)  # from this module, not PySpark
-    assert [str(w.message) for w in recwarn] == [message]
 
 
 @pytest.mark.parametrize(

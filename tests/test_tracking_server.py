@@ -23,10 +23,10 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.mlflow_server import mlflow_command, mlflow_pid
-from pipeline.postgres import backend_store_uri, postgres_pid
+from pipeline.mlflow_server import mlflow_pid
+from pipeline.postgres import postgres_pid
 from pipeline.project import copy_project
-from pipeline.server_state import Layout, Ports, port_open
+from pipeline.server_state import Layout, port_open
 from tests.helpers import REPO, clean_env, free_port, sh
 
 MODEL = "korean-sentiment"
@@ -77,22 +77,7 @@ def _one_line_error(result) -> str:
     return lines[-1]
 
 
-# --- pure parts ---------------------------------------------------------------------------------
-
-
-def test_mlflow_command_proxies_artifacts_and_keeps_the_password_off_the_command_line(tmp_path):
-    layout = Layout(tmp_path)
-    command = mlflow_command(layout, Ports("127.0.0.1", 5000, 5433), 2, None)
-    assert command[1:4] == ["-m", "mlflow", "server"]
-    assert "--serve-artifacts" in command
-    assert command[command.index("--artifacts-destination") + 1] == str(tmp_path / "artifacts")
-    assert command[command.index("--host") + 1] == "127.0.0.1"
-    assert command[command.index("--backend-store-uri") + 1] == backend_store_uri(5433)
-    assert backend_store_uri(5433) == "postgresql+psycopg://mlflow@127.0.0.1:5433/mlflow"
-    assert "--allowed-hosts" not in command
-    shared = mlflow_command(layout, Ports("0.0.0.0", 5000, 5433), 2, "mlflow.team.lan")
-    assert shared[shared.index("--allowed-hosts") + 1] == "mlflow.team.lan"
-    assert Ports("0.0.0.0", 5000, 5433).url == "http://127.0.0.1:5000"
+# --- command errors that need no running server ------------------------------------------------
 
 
 def test_predict_against_a_closed_port_fails_in_one_line(tmp_path):
@@ -109,9 +94,6 @@ def test_predict_against_a_closed_port_fails_in_one_line(tmp_path):
     )
     assert f"tracking server {uri} is unreachable" in _one_line_error(result)
     assert not (tmp_path / "out.csv").exists()
-
-
-# --- command errors that need no running server ------------------------------------------------
 
 
 def test_stop_when_nothing_runs_is_an_error(tmp_path):
