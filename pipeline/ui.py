@@ -22,6 +22,11 @@ def runs_url(host: str, port: int, experiment: str) -> str:
     return f"http://{host}:{port}/#/experiments/{experiment}{RUNS_VIEW}"
 
 
+def ui_args(uri: str, host: str, port: int) -> list[str]:
+    """`mlflow ui` on the store `uri`, listening on host:port (argv, program name first)."""
+    return ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+
+
 @click.command("ui")
 @params_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -37,5 +42,4 @@ def command(params_path: Path, host: str, port: int):
         return
     click.echo(f"runs of the project's experiment: {runs_url(host, port, experiment)}")
     mlflow_cli = Path(sys.executable).with_name("mlflow")
-    args = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    os.execv(mlflow_cli, args)
+    os.execv(mlflow_cli, ui_args(uri, host, port))

@@ -1,9 +1,10 @@
+"""Fixtures; the helpers they and the tests share are in tests/helpers.py."""
+
 from __future__ import annotations
 
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,18 +17,9 @@ from typing import ClassVar
 import pytest
 
 from pipeline.project import copy_project
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE_EXECUTION = "sample-repro"  # pipeline.execution_id of the sample_repo fixture's runs
+from tests.helpers import REPO, SAMPLE_EXECUTION, clean_env, free_port, sh
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def write_tsv(path: Path, rows: list[tuple], header=("id", "document", "label")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["\t".join(header)] + ["\t".join(str(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -40,36 +32,6 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
-
-
-def tiny_records() -> list[dict]:
-    """24 tokenized documents, balanced, with an obvious signal word per class."""
-    records = []
-    for i in range(12):
-        for label, word in ((1, "좋다"), (0, "싫다")):
-            tokens = ["영화", word, f"w{i % 4}"]
-            records.append({"text": " ".join(tokens), "label": label, "tokens": {"space": tokens}})
-    return records
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without the caller's MLflow and DVC settings, the venv first on PATH."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "PIPELINE_EXECUTION_ID", "DVC_ROOT")
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return {**env, **extra}
-
-
-def sh(args: list[str], cwd: Path, check: bool = True, timeout: int = 900, env=None):
-    result = subprocess.run(
-        args, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
 
 
 @pytest.fixture(scope="session")
@@ -191,11 +153,7 @@ class Servers:
             return False
         return response.status_code == 200 and response.json()["predictions"][0]["label"] == 1
 
-    @staticmethod
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+    free_port = staticmethod(free_port)
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from sklearn.linear_model import LogisticRegression
 from pipeline.baseline import fit_tfidf_logreg, nb_log_count_ratios
 from pipeline.tfidf_inference import TfidfScorer, token_ngrams
 from pipeline.variants import TfidfConfig
+from tests.helpers import LABELS, TOKEN_CFG, TOKENS
 
 TEXTS = ["정말 재밌다", "완전 최고", "감동 그 자체", "너무 지루하다", "최악 노잼", "시간 낭비"]
-LABELS = np.array([1, 1, 1, 0, 0, 0])
 CFG = TfidfConfig("tfidf_logreg", None, "char", 1, 3, 1, 1000, True, False, 2.0)
 
 
@@ -28,17 +28,6 @@ def test_json_export_scores_like_scikit_learn():
 def test_export_is_plain_json_types():
     exported = fit_tfidf_logreg(TEXTS, LABELS, CFG, seed=0)
     assert isinstance(exported["terms"][0], str) and isinstance(exported["idf"][0], float)
-
-
-TOKENS = [
-    ["재밌/VA", "었/EP", "다/EF"],
-    ["최고/NNG", "이/VCP", "다/EF"],
-    ["감동/NNG", "이/VCP", "다/EF"],
-    ["지루/XR", "하/XSA", "다/EF"],
-    ["최악/NNG", "이/VCP", "다/EF"],
-    ["노잼/NNG", "이/VCP", "다/EF"],
-]
-TOKEN_CFG = TfidfConfig("tfidf_logreg", "morph", "word", 1, 2, 1, 1000, True, False, 2.0)
 
 
 def test_token_ngrams_join_neighbouring_tokens_and_lower_case_them():

@@ -2,7 +2,7 @@ import yaml
 
 from pipeline.benchmark import merged, results_table
 from pipeline.variants import with_defaults
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_overrides_merge_key_by_key():

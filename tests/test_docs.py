@@ -8,7 +8,7 @@ import click
 import pytest
 
 from pipeline.cli import COMMANDS, cli
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Paths the docs name that the pipeline, setup or a server writes: not in a clean clone.

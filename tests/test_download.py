@@ -20,7 +20,7 @@ from pipeline.download import (
     verify_local,
 )
 from pipeline.errors import PipelineError
-from tests.conftest import REPO, clean_env
+from tests.helpers import REPO, clean_env
 
 PAYLOAD = "id\tdocument\tlabel\n1\t재밌다\t1\n".encode() * 200
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

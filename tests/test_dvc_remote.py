@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, sh
+from tests.helpers import REPO, sh
 
 REMOTE = "team"
 GIT_IDENTITY = ["-c", "user.name=alice", "-c", "user.email=alice@localhost"]

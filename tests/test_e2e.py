@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import SAMPLE_EXECUTION, clean_env, sh
+from tests.helpers import SAMPLE_EXECUTION, clean_env, free_port, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -190,15 +189,9 @@ def test_champion_is_registered_and_predicts_raw_text(repo, client):
     assert not [f for f in files if f.endswith((".pkl", ".pickle"))]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(repo):
-    port = _free_port()
+    port = free_port()
     env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
     process = subprocess.Popen(
         [

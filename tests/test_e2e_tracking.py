@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import clean_env, sh
+from tests.helpers import clean_env, sh
 
 pytestmark = pytest.mark.e2e
 

@@ -10,12 +10,10 @@ from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import TrainSettings, train_variant
 from pipeline.train import write_bundle as write_variant
-from tests import test_models
-from tests.conftest import tiny_records
-from tests.test_train import SECTION, _fit
+from tests.helpers import SECTION, TFIDF, fit_small, tiny_records
 
 VARIANTS = ["base", "bilstm", "tfidf"]
-TFIDF = {**test_models.TFIDF, "ngram_max": 2}
+BIGRAMS = {**TFIDF, "ngram_max": 2}
 
 
 def test_members_come_from_params():
@@ -65,9 +63,9 @@ def test_combine_survives_certain_members():
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("members")
-    write_variant(_fit(), root / "small")
+    write_variant(fit_small(), root / "small")
     records = tiny_records()
-    section = {**SECTION, "variants": {"tfidf": TFIDF}}
+    section = {**SECTION, "variants": {"tfidf": BIGRAMS}}
     splits = {"train": records[:16], "validation": records[16:]}
     write_variant(
         train_variant(TrainSettings.from_params(section, "tfidf"), splits, None), root / "tfidf"

@@ -8,7 +8,7 @@ from pipeline import bundle
 from pipeline.lstm_inference import Forward, reversed_rows
 from pipeline.models import build_lstm_model
 from pipeline.variants import LstmConfig
-from tests.test_models import LSTM
+from tests.helpers import LSTM, fit_small
 
 ARCHITECTURES = [
     (kind, pooling, layers)
@@ -55,9 +55,8 @@ print("tensorflow" in sys.modules, "keras" in sys.modules)
 
 def test_a_served_lstm_does_not_load_tensorflow(tmp_path):
     from pipeline.train import write_bundle
-    from tests.test_train import _fit
 
-    write_bundle(_fit(), tmp_path)
+    write_bundle(fit_small(), tmp_path)
     out = subprocess.run(
         [sys.executable, "-c", SCORE_WITHOUT_TENSORFLOW, str(tmp_path)],
         capture_output=True,
@@ -84,12 +83,11 @@ def test_the_forward_pass_runs_on_one_blas_thread_and_gives_the_rest_back(tmp_pa
 
     from pipeline.serving import load_scorer
     from pipeline.train import write_bundle
-    from tests.test_train import _fit
 
     def blas_threads() -> set[int]:
         return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
-    write_bundle(_fit(), tmp_path)
+    write_bundle(fit_small(), tmp_path)
     scorer = load_scorer(tmp_path)
     forward, seen = scorer.forward, []
     scorer.forward = lambda ids: seen.append(blas_threads()) or forward(ids)

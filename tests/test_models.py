@@ -11,26 +11,7 @@ from pipeline.models import (
     pad_batch,
 )
 from pipeline.variants import LstmConfig
-
-LSTM = {
-    "type": "lstm",
-    "tokenizer": "space",
-    "vocab_size": 50,
-    "char_fallback": False,
-    "max_length": 8,
-    "embedding_dim": 4,
-    "embedding_init": "random",
-    "units": 3,
-    "lstm_layers": 1,
-    "pooling": "last",
-    "dropout": 0.0,
-    "recurrent_dropout": 0.0,
-    "epochs": 1,
-    "batch_size": 4,
-    "learning_rate": 0.01,
-    "ema_momentum": 0.0,
-    "patience": 1,
-}
+from tests.helpers import LSTM
 
 
 def test_a_given_embedding_table_and_the_moving_average_reach_the_model():
@@ -40,20 +21,6 @@ def test_a_given_embedding_table_and_the_moving_average_reach_the_model():
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], table)
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
     assert not build_lstm_model(LstmConfig(**LSTM), vocab_size=50).optimizer.use_ema
-
-
-TFIDF = {
-    "type": "tfidf_logreg",
-    "tokenizer": None,
-    "analyzer": "char",
-    "ngram_min": 1,
-    "ngram_max": 3,
-    "min_df": 1,
-    "max_features": 1000,
-    "sublinear_tf": True,
-    "nb_scaling": False,
-    "C": 1.0,
-}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.tracking_uri import HTTP_DEFAULTS
-from tests.conftest import REPO, clean_env
+from tests.helpers import REPO, clean_env
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 

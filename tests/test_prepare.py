@@ -11,7 +11,7 @@ from pipeline.download import NSMC_FILES
 from pipeline.errors import PipelineError
 from pipeline.prepare import DataConfig, Table, run
 from pipeline.sources import NSMC_FORMAT, Row
-from tests.conftest import REPO, clean_env, write_tsv
+from tests.helpers import REPO, clean_env, write_tsv
 
 
 def table(*pairs, path="train.tsv"):

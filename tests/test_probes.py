@@ -21,8 +21,7 @@ from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import TrainSettings, train_variant, write_bundle
 from pipeline.vocab import build_pieces, build_vocab
-from tests.conftest import REPO, clean_env, sh
-from tests.test_models import LSTM, TFIDF
+from tests.helpers import LSTM, REPO, TFIDF, clean_env, sh
 
 POSITIVE, NEGATIVE = ["좋다", "최고", "감동"], ["싫다", "최악", "지루"]
 NEUTRAL = ["영화", "배우", "장면", "음악", "이야기", "결말"]

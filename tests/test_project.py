@@ -26,7 +26,7 @@ def test_without_markers_the_folder_itself(tmp_path, monkeypatch):
 
 
 def test_copy_project_commits_tracked_files_only(tmp_path):
-    from tests.conftest import sh
+    from tests.helpers import sh
 
     source, dest = tmp_path / "src", tmp_path / "dest"
     source.mkdir()

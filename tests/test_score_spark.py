@@ -17,23 +17,14 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
-from pipeline.score_spark import (
-    LOAD_MESSAGE,
+from pipeline.score_spark import Job, input_format, is_local, parse_conf, score, stage_model
+from pipeline.spark_session import PANDAS_WARNING, start_spark
+from pipeline.spark_tables import (
     MALFORMED_ROW,
     NULL_TEXT,
-    Job,
-    input_format,
-    is_local,
-    one_line,
-    parse_conf,
-    renamed_columns,
-    score,
-    stage_model,
-    start_spark,
-    temporary_sibling,
-    type_error,
 )
-from tests.conftest import REPO, clean_env, sh
+from pipeline.spark_workers import LOAD_MESSAGE
+from tests.helpers import REPO, clean_env, sh
 
 CHAMPION = "models:/korean-sentiment@champion"
 NSMC_ROWS = 20_000
@@ -109,36 +100,6 @@ def test_input_format_of_an_unknown_suffix_is_an_error():
 def test_local_paths_and_uris():
     assert is_local("data/x.csv") and is_local("/tmp/x")
     assert not any(map(is_local, ["file:/tmp/x", "hdfs://nn/x", "s3a://b/x", "models:/m@c"]))
-
-
-def test_prediction_column_names_in_the_input_are_prefixed():
-    assert renamed_columns(["id", "document", "label"]) == {"label": "input_label"}
-    assert renamed_columns(["id", "text"]) == {}
-    with pytest.raises(PipelineError, match="would be renamed to input_label"):
-        renamed_columns(["label", "input_label"])
-
-
-def test_a_non_string_text_column_is_a_row_error():
-    assert type_error("string") is None
-    assert type_error("bigint") == "text is not a string (bigint)"
-
-
-def test_one_line_keeps_the_last_python_error_of_a_traceback():
-    traceback = (
-        "An exception was thrown from the Python worker.\nTraceback (most recent call last):\n"
-        "  File \"x.py\", line 1, in f\nKeyError: 'a'\n\nDuring handling...\n"
-        "ValueError: File not found: model.keras\n"
-    )
-    assert one_line(traceback) == "ValueError: File not found: model.keras"
-    assert one_line("\n[PATH_NOT_FOUND] Path does not exist: x.\nmore") == (
-        "[PATH_NOT_FOUND] Path does not exist: x."
-    )
-
-
-def test_the_temporary_output_is_a_hidden_sibling():
-    assert re.fullmatch(r"/data/\.scored\.tmp-[0-9a-f]{12}", temporary_sibling("/data/scored/"))
-    assert re.fullmatch(r"\.scored\.tmp-[0-9a-f]{12}", temporary_sibling("scored"))
-    assert temporary_sibling("s3a://b/out").startswith("s3a://b/.out.tmp-")
 
 
 def test_spark_settings_from_the_command_line():
@@ -233,7 +194,7 @@ def test_nulls_empty_texts_and_renamed_columns(spark, sample_repo, tmp_path):
 
 
 @pytest.mark.spark
-def test_a_numeric_text_column_is_an_error_on_every_row(spark, sample_repo, tmp_path):
+def test_a_numeric_text_column_is_an_error_on_every_row(spark, sample_repo, tmp_path, recwarn):
     source = tmp_path / "in.parquet"
     pd.DataFrame({"text": pd.array([5, None], dtype="Int64")}).to_parquet(source)
     out = tmp_path / "out"
@@ -241,6 +202,7 @@ def test_a_numeric_text_column_is_an_error_on_every_row(spark, sample_repo, tmp_
     got = read_output(out)
     assert got["error"].tolist() == ["text is not a string (bigint)", NULL_TEXT]
     assert got["label"].tolist() == [-1, -1] and got["probability"].isna().all()
+    assert not [w for w in recwarn if PANDAS_WARNING in str(w.message)]  # a later test's job
 
 
 @pytest.mark.spark

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.serve import command
-from tests.conftest import REPO, clean_env
+from tests.helpers import REPO, clean_env
 
 
 def test_mlflow_s_short_flags_set_host_port_and_workers():

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.serve.copies import copies_root, held_lock, model_copy, remove_orphans
-from tests.conftest import REPO, clean_env
+from tests.helpers import REPO, clean_env
 
 
 def test_a_copy_is_removed_at_the_end_and_a_live_one_is_kept(tmp_path):

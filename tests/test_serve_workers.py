@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env
+from tests.helpers import clean_env
 
 CHAMPION = "models:/korean-sentiment@champion"
 

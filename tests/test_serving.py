@@ -7,13 +7,13 @@ from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import write_bundle
 from pipeline.vocab import OOV_ID, encode, index_of
-from tests.test_train import SECTION, _fit, _fit_token_tfidf
+from tests.helpers import SECTION, fit_small, fit_token_tfidf
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bundle")
-    write_bundle(_fit(), folder)
+    write_bundle(fit_small(), folder)
     return Bundle(folder)
 
 
@@ -53,7 +53,7 @@ def test_batch_scores_equal_one_by_one(bundle):
 def test_a_max_pooling_bilstm_bundle_loads_and_scores(tmp_path):
     small = SECTION["variants"]["small"]
     section = {**SECTION, "variants": {"small": {**small, "type": "bilstm", "pooling": "max"}}}
-    trained = _fit(section)
+    trained = fit_small(section)
     write_bundle(trained, tmp_path)
     texts = ["영화 좋다 w1", "영화 싫다"]
     ids = encode(whitespace_tokens(texts), index_of(read_json(tmp_path / "vocab.json")), 8)
@@ -63,7 +63,7 @@ def test_a_max_pooling_bilstm_bundle_loads_and_scores(tmp_path):
 
 def test_a_char_fallback_bundle_spells_unknown_words_like_training(tmp_path):
     small = SECTION["variants"]["small"]
-    trained = _fit({**SECTION, "variants": {"small": {**small, "char_fallback": True}}})
+    trained = fit_small({**SECTION, "variants": {"small": {**small, "char_fallback": True}}})
     write_bundle(trained, tmp_path)
     assert read_json(tmp_path / "bundle.json")["char_fallback"] is True
     index = index_of(read_json(tmp_path / "vocab.json"))
@@ -75,7 +75,7 @@ def test_a_char_fallback_bundle_spells_unknown_words_like_training(tmp_path):
 
 
 def test_a_token_tfidf_bundle_tokenizes_raw_text_like_training(tmp_path):
-    write_bundle(_fit_token_tfidf(), tmp_path)
+    write_bundle(fit_token_tfidf(), tmp_path)
     texts = ["영화 좋다 w1", "싫다 영화"]
     served = Bundle(tmp_path)
     assert set(served.tokenizers) == {"space"}
@@ -89,7 +89,7 @@ def test_a_token_tfidf_bundle_tokenizes_raw_text_like_training(tmp_path):
 def test_a_ppmi_moving_average_bundle_serves_the_weights_it_kept(tmp_path):
     small = SECTION["variants"]["small"]
     variant = {**small, "embedding_init": "ppmi", "ema_momentum": 0.6}
-    trained = _fit({**SECTION, "variants": {"small": variant}})
+    trained = fit_small({**SECTION, "variants": {"small": variant}})
     write_bundle(trained, tmp_path)
     texts = ["영화 좋다 w1", "영화 싫다"]
     ids = encode(whitespace_tokens(texts), index_of(read_json(tmp_path / "vocab.json")), 8)

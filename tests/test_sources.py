@@ -2,7 +2,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.sources import NSMC_FORMAT, TableFormat, read_table
-from tests.conftest import write_tsv
+from tests.helpers import write_tsv
 
 
 def test_reads_rows_with_line_numbers(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.split import SplitConfig, run
-from tests.conftest import tiny_records
+from tests.helpers import tiny_records
 
 CFG = SplitConfig(seed=7, validation_size=0.25, test_size=0.25, min_freq=1, max_vocab=100)
 UNTAGGED = {"space": False}

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tools.stage_deps import differences, imported_modules, modules_used_by
 
 FORMS = """

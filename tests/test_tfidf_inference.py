@@ -8,7 +8,7 @@ from pipeline import tfidf_inference
 from pipeline.baseline import fit_tfidf_logreg
 from pipeline.tfidf_inference import TfidfScorer, token_ngrams
 from pipeline.variants import TfidfConfig
-from tests.test_baseline import LABELS, TOKEN_CFG, TOKENS
+from tests.helpers import LABELS, TOKEN_CFG, TOKENS
 
 TRAIN = [
     "정말 재밌다 ABC",

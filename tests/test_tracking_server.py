@@ -23,17 +23,11 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.mlflow_server import mlflow_pid
+from pipeline.postgres import postgres_pid
 from pipeline.project import copy_project
-from pipeline.tracking_server import (
-    Layout,
-    Ports,
-    backend_store_uri,
-    mlflow_command,
-    mlflow_pid,
-    port_open,
-    postgres_pid,
-)
-from tests.conftest import REPO, clean_env, sh
+from pipeline.server_state import Layout, port_open
+from tests.helpers import REPO, clean_env, free_port, sh
 
 MODEL = "korean-sentiment"
 CHAMPION = f"models:/{MODEL}@champion"
@@ -43,12 +37,6 @@ TRAIN = [sys.executable, "-m", "pipeline", "train", "--variant", "notebook"]
 TRAIN_INPUTS = ["--data-dir", "data/split", "--data-report", "reports/data.json"]
 TRAIN_OUTPUTS = ["--model-dir", "outputs/unreachable", "--reports-dir", "outputs/reports"]
 PREDICT = [sys.executable, "-m", "pipeline", "predict", "--model", CHAMPION]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -89,28 +77,13 @@ def _one_line_error(result) -> str:
     return lines[-1]
 
 
-# --- pure parts ---------------------------------------------------------------------------------
-
-
-def test_mlflow_command_proxies_artifacts_and_keeps_the_password_off_the_command_line(tmp_path):
-    layout = Layout(tmp_path)
-    command = mlflow_command(layout, Ports("127.0.0.1", 5000, 5433), 2, None)
-    assert command[1:4] == ["-m", "mlflow", "server"]
-    assert "--serve-artifacts" in command
-    assert command[command.index("--artifacts-destination") + 1] == str(tmp_path / "artifacts")
-    assert command[command.index("--host") + 1] == "127.0.0.1"
-    assert command[command.index("--backend-store-uri") + 1] == backend_store_uri(5433)
-    assert backend_store_uri(5433) == "postgresql+psycopg://mlflow@127.0.0.1:5433/mlflow"
-    assert "--allowed-hosts" not in command
-    shared = mlflow_command(layout, Ports("0.0.0.0", 5000, 5433), 2, "mlflow.team.lan")
-    assert shared[shared.index("--allowed-hosts") + 1] == "mlflow.team.lan"
-    assert Ports("0.0.0.0", 5000, 5433).url == "http://127.0.0.1:5000"
+# --- command errors that need no running server ------------------------------------------------
 
 
 def test_predict_against_a_closed_port_fails_in_one_line(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("재밌다\n", encoding="utf-8")
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
         [*PREDICT, "--input", str(texts), "--output", str(tmp_path / "out.csv")],
         cwd=REPO,  # this checkout's pipeline/, not an installed one
@@ -121,9 +94,6 @@ def test_predict_against_a_closed_port_fails_in_one_line(tmp_path):
     )
     assert f"tracking server {uri} is unreachable" in _one_line_error(result)
     assert not (tmp_path / "out.csv").exists()
-
-
-# --- command errors that need no running server ------------------------------------------------
 
 
 def test_stop_when_nothing_runs_is_an_error(tmp_path):
@@ -139,7 +109,7 @@ def test_stop_when_nothing_runs_is_an_error(tmp_path):
 def test_a_port_in_use_is_one_error_and_creates_nothing(tmp_path, busy):
     folder = tmp_path / "srv"
     with _listening() as port:
-        ports = {"--port": str(_free_port()), "--pg-port": str(_free_port()), busy: str(port)}
+        ports = {"--port": str(free_port()), "--pg-port": str(free_port()), busy: str(port)}
         args = [part for option in ports.items() for part in option]
         result = _server_cli("start", "--dir", str(folder), *args)
     line = _one_line_error(result)
@@ -176,7 +146,7 @@ def test_an_mlflow_that_exits_while_starting_leaves_nothing_running(tmp_path):
     try:
         folder = parent / "srv"
         env = clean_env(PYTHONPATH=f"{tmp_path / 'broken'}{os.pathsep}{REPO}")
-        ports = ["--port", str(_free_port()), "--pg-port", str(_free_port())]
+        ports = ["--port", str(free_port()), "--pg-port", str(free_port())]
         line = _one_line_error(_server_cli("start", "--dir", str(folder), *ports, env=env))
         assert "the MLflow server exited while starting" in line
         assert str(folder / "mlflow.log") in line
@@ -206,7 +176,7 @@ def server_dir():
 
 @pytest.fixture(scope="module")
 def server(server_dir):
-    port, pg_port = _free_port(), _free_port()
+    port, pg_port = free_port(), free_port()
     args = ["--dir", str(server_dir), "--port", str(port), "--pg-port", str(pg_port)]
     started = _server_cli("start", *args, "--workers", "1")
     assert started.returncode == 0, started.stdout + started.stderr
@@ -278,7 +248,7 @@ def test_predict_and_models_serve_load_the_champion_through_the_server(project, 
     sh([*PREDICT, "--input", str(texts), "--output", str(out)], project, env=env)
     assert out.read_text(encoding="utf-8").splitlines()[0] == "text,label,sentiment,probability"
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*SERVE, "-h", "127.0.0.1", "-p", str(port)],
         cwd=tmp_path,
@@ -308,7 +278,7 @@ def test_predict_and_models_serve_load_the_champion_through_the_server(project, 
 
 @pytest.mark.e2e
 def test_train_against_a_closed_port_fails_in_one_line_and_starts_no_run(project, client):
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
         [*TRAIN, *TRAIN_INPUTS, *TRAIN_OUTPUTS],
         cwd=project,
@@ -339,7 +309,7 @@ def test_stop_stops_both_and_a_broken_cluster_is_one_error(server):
     original = conf.read_text(encoding="utf-8")
     conf.write_text(original + "\nno_such_setting = 1\n", encoding="utf-8")
     try:
-        ports = ["--port", str(_free_port()), "--pg-port", str(_free_port())]
+        ports = ["--port", str(free_port()), "--pg-port", str(free_port())]
         line = _one_line_error(_server_cli("start", "--dir", str(folder), *ports))
         assert "PostgreSQL failed to start" in line and str(folder / "postgres.log") in line
         assert not (folder / "mlflow.pid").exists()

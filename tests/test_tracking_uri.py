@@ -1,18 +1,12 @@
 import http.server
 import os
-import socket
 import threading
 
 import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.tracking_uri import HTTP_DEFAULTS, check_tracking_uri, redacted
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port
 
 
 def test_redacted_hides_the_user_and_the_password():
@@ -23,7 +17,7 @@ def test_redacted_hides_the_user_and_the_password():
 def test_a_closed_port_is_one_error_naming_the_uri(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(PipelineError, match=f"tracking server {uri} is unreachable"):
         check_tracking_uri(uri)
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"  # the user's, kept
@@ -31,7 +25,7 @@ def test_a_closed_port_is_one_error_naming_the_uri(monkeypatch):
 
 
 def test_an_unreachable_database_is_one_error_without_the_password():
-    uri = f"postgresql+psycopg://mlflow:s3cret@127.0.0.1:{_free_port()}/mlflow"
+    uri = f"postgresql+psycopg://mlflow:s3cret@127.0.0.1:{free_port()}/mlflow"
     with pytest.raises(PipelineError) as raised:
         check_tracking_uri(uri)
     message = str(raised.value)

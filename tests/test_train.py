@@ -9,33 +9,14 @@ from pipeline.train import (
     final_metrics,
     parse_overrides,
     read_vocab,
-    train_variant,
     write_bundle,
 )
-from pipeline.vocab import build_pieces, build_vocab, encode, index_of
-from tests.conftest import tiny_records
-from tests.test_models import LSTM, TFIDF
-
-SECTION = {"experiment": "e", "seed": 3, "variants": {"small": {**LSTM, "epochs": 3}}}
-
-
-def _vocab(records):
-    documents = [r["tokens"]["space"] for r in records]
-    return {
-        "tokenizer": {"method": "whitespace", "tags": False},
-        "tokens": build_vocab(documents, 1, 50),
-        "pieces": build_pieces(documents, 1, tagged=False),
-    }
-
-
-def _fit(section=SECTION):
-    records = tiny_records()
-    splits = {"train": records[:16], "validation": records[16:]}
-    return train_variant(TrainSettings.from_params(section, "small"), splits, _vocab(records[:16]))
+from pipeline.vocab import encode, index_of
+from tests.helpers import LSTM, SECTION, TFIDF, fit_small, fit_token_tfidf, tiny_records
 
 
 def test_same_seed_same_metrics():
-    first, second = _fit(), _fit()
+    first, second = fit_small(), fit_small()
     assert first.history == second.history
     assert len(first.history) == 3
     assert set(first.history[0]) == {
@@ -48,7 +29,7 @@ def test_same_seed_same_metrics():
 
 
 def test_final_metrics_come_from_the_best_epoch_and_bundle_is_written(tmp_path):
-    trained = _fit()
+    trained = fit_small()
     metrics = final_metrics(trained)
     best = min(trained.history, key=lambda row: row["val_loss"])
     assert metrics == {
@@ -71,7 +52,7 @@ def test_final_metrics_come_from_the_best_epoch_and_bundle_is_written(tmp_path):
 def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_init, ema_momentum):
     """With a moving average, validation and the kept model must both use the averaged weights."""
     variant = {**LSTM, "epochs": 4, "embedding_init": embedding_init, "ema_momentum": ema_momentum}
-    trained = _fit({**SECTION, "variants": {"small": variant}})
+    trained = fit_small({**SECTION, "variants": {"small": variant}})
     records = tiny_records()
     index = index_of(trained.parts["vocab.json"])
     ids = encode([r["tokens"]["space"] for r in records[16:]], index, LSTM["max_length"])
@@ -84,7 +65,7 @@ def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_ini
 def test_the_moving_average_is_validated_while_training_goes_on_from_the_raw_weights():
     def history(momentum):
         variant = {**LSTM, "epochs": 4, "patience": 4, "ema_momentum": momentum}
-        return _fit({**SECTION, "variants": {"small": variant}}).history
+        return fit_small({**SECTION, "variants": {"small": variant}}).history
 
     raw, averaged = history(0.0), history(0.6)
     # Keras swaps the averages in and out arithmetically, which costs float rounding only
@@ -100,7 +81,7 @@ def test_ppmi_embeddings_need_a_vocabulary_larger_than_the_embedding():
         "variants": {"small": {**LSTM, "embedding_init": "ppmi", "embedding_dim": 64}},
     }
     with pytest.raises(PipelineError, match="embedding_init 'ppmi' needs .* \\(64\\)"):
-        _fit(too_wide)
+        fit_small(too_wide)
 
 
 def test_unknown_variant_names_the_known_ones():
@@ -117,20 +98,8 @@ def test_overrides_replace_settings_and_are_validated():
         parse_overrides("units")
 
 
-def _fit_token_tfidf():
-    """A TF-IDF variant over the tiny records' whitespace tokens."""
-    section = {
-        **SECTION,
-        "variants": {"words": {**TFIDF, "tokenizer": "space", "analyzer": "word"}},
-    }
-    records = tiny_records()
-    splits = {"train": records[:16], "validation": records[16:]}
-    vocab = {"tokenizer": {"method": "whitespace", "tags": False}}
-    return train_variant(TrainSettings.from_params(section, "words"), splits, vocab)
-
-
 def test_a_token_tfidf_variant_trains_on_its_tokenizer_s_tokens():
-    trained = _fit_token_tfidf()
+    trained = fit_token_tfidf()
     assert trained.meta["tokenizer"] == {
         "name": "space",
         "config": {"method": "whitespace", "tags": False},

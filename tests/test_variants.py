@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.variants import LstmConfig, TfidfConfig, variant_from_params, with_defaults
-from tests.test_models import LSTM, TFIDF
+from tests.helpers import LSTM, TFIDF
 
 
 def test_settings_are_read_without_keras_or_scikit_learn():
