@@ -35,8 +35,6 @@ def test_no_members_means_no_ensemble(section):
     [
         ({"members": ["tfidf", "gru"]}, VARIANTS, "unknown member.*'gru'.*defines base, bilstm"),
         ({"members": ["tfidf", "tfidf"]}, VARIANTS, "at least two different members"),
-        ({"members": ["tfidf", "base"], "weights": [1, 2]}, VARIANTS, "weights"),
-        ({"weights": [1, 2]}, VARIANTS, "weights"),
         ({"members": ["tfidf", "base"]}, [*VARIANTS, "ensemble"], "'ensemble' is reserved"),
     ],
 )
