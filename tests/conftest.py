@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from pipeline.project import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EXECUTION = "sample-repro"  # pipeline.execution_id of the sample_repo fixture's runs
+ALWAYS_CHANGED = {"reap"}  # dvc.yaml's stages that run in every `dvc repro`
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -76,3 +79,13 @@ def sample_repo(tmp_path_factory) -> Path:
     sh([sys.executable, "-m", "pipeline", "plots-template"], root)  # what `make setup` does
     sh(["dvc", "repro"], root, env=clean_env(PIPELINE_EXECUTION_ID=SAMPLE_EXECUTION))
     return root
+
+
+def stale_stages(root: Path) -> set[str]:
+    """The stages `dvc status` lists, but for those that run in every `dvc repro`."""
+    return set(json.loads(sh(["dvc", "status", "--json"], root).stdout)) - ALWAYS_CHANGED
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` ran (not skipped nor restored), from its output."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
