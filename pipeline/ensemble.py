@@ -74,3 +74,10 @@ class EnsembleScorer:
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
     ) -> np.ndarray:
         return combine([member.probabilities(texts, tokens) for member in self.members])
+
+    def scores(
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(positive), and whether any member has a feature of the text."""
+        probabilities, known = zip(*(m.scores(texts, tokens) for m in self.members), strict=True)
+        return combine(probabilities), np.logical_or.reduce(known)

@@ -288,10 +288,12 @@ def test_served_model_rejects_bad_input_with_4xx(server, body, message):
 
 
 def test_served_model_edge_cases_and_a_thousand_texts(server):
-    texts = ["", "   ", "😀👍 good movie", "映畫 最高", "10점 만점에 10점", "재밌다 " * 2000]
+    nothing_known = ["😀👍🎬🍿", "هذا الفيلم رائع جدا"]  # emoji only; Arabic
+    texts = ["", "   ", *nothing_known, "😀👍 정말 재밌다", "10점 만점에 10점", "재밌다 " * 2000]
     predictions = _post(server, {"inputs": texts}).json()["predictions"]
-    assert [p["sentiment"] for p in predictions[:2]] == ["unknown", "unknown"]
-    assert all(p["label"] in (0, 1) for p in predictions[2:])
+    assert [p["sentiment"] for p in predictions[:4]] == ["unknown"] * 4
+    assert [p["probability"] for p in predictions[:4]] == [0.5] * 4
+    assert all(p["label"] in (0, 1) for p in predictions[4:])
     batch = [f"리뷰 {i} 정말 재밌어요" if i % 2 else f"리뷰 {i} 노잼" for i in range(1000)]
     response = _post(server, {"inputs": batch})
     assert response.status_code == 200 and len(response.json()["predictions"]) == 1000
