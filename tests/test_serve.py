@@ -272,10 +272,20 @@ CASES = [
         check=same_probability,
     ),
     Case(
-        "emoji, Latin, Hanja, digits",
+        "emoji, Latin, digits; emoji only and Arabic are unknown",
         200,
-        js({"inputs": ["😀👍 good movie", "映畫 最高", "10점 만점에 10점", "ㅋㅋㅋㅋ"]}),
-        check=labels([SCORED] * 4),
+        js(
+            {
+                "inputs": [
+                    "😀👍 good movie",
+                    "10점 만점에 10점",
+                    "ㅋㅋㅋㅋ",
+                    "😀👍🎬🍿",
+                    "هذا الفيلم رائع",
+                ]
+            }
+        ),
+        check=labels([SCORED] * 3 + [-1, -1]),
     ),
     Case("NUL inside a text", 200, js({"inputs": ["좋아요\x00최고"]}), check=labels([SCORED])),
     Case(
