@@ -15,6 +15,7 @@ COMMANDS = {
     "split": "Split into train/validation/test and build the vocabularies.",
     "train": "Train one model variant, tracked as an MLflow run.",
     "evaluate": "Score all variants, write the leaderboard, register the champion.",
+    "reap": "Mark KILLED the runs left RUNNING by a process that died (kill -9).",
     "predict": "Score a file of texts with a model (registry URI or bundle folder).",
     "score-spark": "Score a large table of texts on Apache Spark (local or a cluster).",
     "serve": "Serve a model over HTTP (MLflow's protocol, hardened, several workers).",

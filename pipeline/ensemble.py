@@ -15,7 +15,6 @@ import numpy as np
 
 from pipeline import bundle
 from pipeline.errors import PipelineError
-from pipeline.params import check_keys
 from pipeline.probability import MEMBER_EPS, sigmoid
 
 NAME = "ensemble"
@@ -28,8 +27,8 @@ class EnsembleConfig:
 
     @classmethod
     def from_params(cls, section: dict | None, variants: Sequence[str]) -> EnsembleConfig | None:
-        """None when params 'evaluate.ensemble' is absent or lists no members."""
-        check_keys("evaluate.ensemble", section or {}, {"members"})
+        """None when params 'evaluate.ensemble' is absent or lists no members (the types of
+        its settings are pipeline/schema.py's to check; the names are checked here)."""
         if not section or not section.get("members"):
             return None
         members = tuple(section["members"])
@@ -75,3 +74,10 @@ class EnsembleScorer:
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
     ) -> np.ndarray:
         return combine([member.probabilities(texts, tokens) for member in self.members])
+
+    def scores(
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(positive), and whether any member has a feature of the text."""
+        probabilities, known = zip(*(m.scores(texts, tokens) for m in self.members), strict=True)
+        return combine(probabilities), np.logical_or.reduce(known)

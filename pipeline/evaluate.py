@@ -15,13 +15,12 @@ from pipeline.ensemble import EnsembleConfig
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json
 from pipeline.options import input_dir, params_option, path_option
-from pipeline.params import check_keys, read_section
 from pipeline.probability import labels_of, log_loss
 from pipeline.project import repo_root
 from pipeline.report import markdown_table
+from pipeline.schema import METRICS, load_section
 from pipeline.serving import Bundle
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 LOWER_IS_BETTER = {"log_loss"}
 EVAL_SPLITS = ("validation", "test")
 SUMMARY_METRICS = ("accuracy", "f1", "roc_auc")
@@ -50,16 +49,10 @@ class EvaluateConfig:
 
     @classmethod
     def from_params(cls, section: dict, variants: list[str]) -> EvaluateConfig:
-        check_keys("evaluate", section, set(cls.__dataclass_fields__))
-        cfg = cls(
+        """From params 'evaluate', checked by pipeline/schema.py."""
+        return cls(
             **{**section, "ensemble": EnsembleConfig.from_params(section.get("ensemble"), variants)}
         )
-        for name in (cfg.select_by, *cfg.gate):
-            if name not in METRICS:
-                raise PipelineError(
-                    f"evaluate: unknown metric {name!r}; use one of {', '.join(METRICS)}"
-                )
-        return cfg
 
 
 @dataclass(frozen=True)
@@ -199,9 +192,9 @@ def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
     from pipeline import registry, tracking
 
-    train = read_section(params_path, "train")
+    train = load_section(params_path, "train")
     variants = variants_in(train)
-    cfg = EvaluateConfig.from_params(read_section(params_path, "evaluate"), variants)
+    cfg = EvaluateConfig.from_params(load_section(params_path, "evaluate"), variants)
     missing = [v for v in variants if not bundle.is_bundle(models_dir / v)]
     if missing:
         raise PipelineError(f"no trained model for variant(s) {', '.join(missing)} in {models_dir}")

@@ -24,7 +24,7 @@ from threadpoolctl import ThreadpoolController
 from pipeline import bundle
 from pipeline.probability import sigmoid
 from pipeline.tokenizers import TokenizerConfig
-from pipeline.vocab import encode, index_of
+from pipeline.vocab import OOV_ID, encode, index_of
 
 BATCH = 1024  # texts per forward pass; the cost follows their real lengths, not padding
 SKIPPED = {"InputLayer", "Dropout"}  # nothing to compute at inference
@@ -47,6 +47,15 @@ class LstmScorer:
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
     ) -> np.ndarray:
         return self.score_ids(self.encode(tokens[self.name]))
+
+    def scores(
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(positive), and whether the text has a feature: a token of the vocabulary or, with
+        char_fallback, a known character among its first max_length tokens."""
+        ids = self.encode(tokens[self.name])
+        known = np.fromiter(((row != OOV_ID).any() for row in ids), dtype=bool, count=len(ids))
+        return self.score_ids(ids), known
 
     def encode(self, documents: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """vocab.encode, with every token looked up at once: a document whose tokens are all

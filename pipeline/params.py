@@ -1,4 +1,5 @@
-"""Reading one section of params.yaml; each stage turns its section into a frozen dataclass."""
+"""Reading one section of params.yaml (pipeline/schema.py checks it; each stage turns it into a
+frozen dataclass)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,3 @@ def read_section(params_path: Path, section: str) -> dict[str, Any]:
     if section not in params:
         raise PipelineError(f"{params_path} has no '{section}' section")
     return params[section]
-
-
-def check_keys(section: str, given: dict[str, Any], allowed: set[str]) -> None:
-    """Reject misspelled settings instead of silently falling back to something else."""
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise PipelineError(
-            f"unknown setting(s) in params '{section}': {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )

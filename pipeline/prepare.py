@@ -12,13 +12,10 @@ from pipeline.download import fetch_nsmc, verify_local
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, write_json, write_jsonl
 from pipeline.options import params_option, path_option
-from pipeline.params import check_keys, read_section
+from pipeline.schema import load_section
 from pipeline.sources import NSMC_FORMAT, Row, TableFormat, read_table
 from pipeline.text import normalize_text
 
-SOURCES = ("sample", "nsmc", "file")
-DATA_KEYS = {"source", "nsmc_dir", "nsmc_verify", "file"}
-FILE_KEYS = {"train", "test", *TableFormat.__dataclass_fields__}
 VERIFY_HINT = "for an equivalent corpus with other checksums, set data.nsmc_verify: false"
 
 
@@ -33,19 +30,9 @@ class DataConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> DataConfig:
-        _require("data", section, DATA_KEYS)
-        check_keys("data", section, DATA_KEYS)
+        """From params 'data' (pipeline/schema.py checks each setting; the file settings are
+        checked against each other here, when the source is a file)."""
         file = section["file"]
-        _require("data.file", file, FILE_KEYS)
-        check_keys("data.file", file, FILE_KEYS)
-        if section["source"] not in SOURCES:
-            raise PipelineError(
-                f"unknown data source {section['source']!r}; choose one of {', '.join(SOURCES)}"
-            )
-        if not isinstance(section["nsmc_verify"], bool):
-            raise PipelineError(
-                f"data.nsmc_verify must be true or false, not {section['nsmc_verify']!r}"
-            )
         cfg = cls(
             source=section["source"],
             nsmc_dir=_optional_path(section["nsmc_dir"]),
@@ -62,14 +49,6 @@ class DataConfig:
         if cfg.source == "file":
             _check_file_settings(cfg)
         return cfg
-
-
-def _require(section: str, given, keys: set[str]) -> None:
-    if not isinstance(given, dict):
-        raise PipelineError(f"params '{section}' must be a mapping of settings, not {given!r}")
-    missing = sorted(keys - set(given))
-    if missing:
-        raise PipelineError(f"params '{section}' lacks setting(s): {', '.join(missing)}")
 
 
 def _check_file_settings(cfg: DataConfig) -> None:
@@ -244,7 +223,7 @@ def _table(path: Path, fmt: TableFormat) -> Table:
 @path_option("--report", "JSON data report: rows read, dropped per reason, class balance.")
 def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: Path, report: Path):
     """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
-    cfg = DataConfig.from_params(read_section(params_path, "data"))
+    cfg = DataConfig.from_params(load_section(params_path, "data"))
     train_table, test_table, verified = load_tables(cfg, sample_file, download_dir)
     prepared = run(train_table, test_table)
     with atomic_dir(out_dir) as tmp:

@@ -5,8 +5,10 @@ lists in, P(positive) out); this module picks it from the bundle's type and adds
 served model shares: the tokenizers, and the rules the serving contract documents. A text is
 normalised like the training data (NFC, whitespace collapsed); one with no visible character
 afterwards (empty, or only whitespace, control and format characters such as NUL, U+200B,
-U+FEFF) gets label -1, sentiment "unknown", probability 0.5; a text with more tokens than the
-sequence length keeps its first `max_length` tokens.
+U+FEFF), and one in which the model finds no feature (no token or character of an LSTM's
+vocabulary, no n-gram of a TF-IDF model's, none for every member of an ensemble: emoji only, a
+script it never saw) gets label -1, sentiment "unknown", probability 0.5; a text with more
+tokens than the sequence length keeps its first `max_length` tokens.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class Scorer(Protocol):
     def probabilities(
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
     ) -> np.ndarray: ...
+
+    def scores(  # the probabilities, and whether the model has any feature of each text
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def _lstm(folder: Path, meta: dict) -> Scorer:
@@ -84,23 +90,33 @@ class Bundle:
     def probabilities(
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]] | None = None
     ) -> np.ndarray:
-        """P(positive) per text; `tokens` (tokenizer name -> token lists) skips tokenizing."""
+        """P(positive) per text, what evaluate scores (every text, known features or not);
+        `tokens` (tokenizer name -> token lists) skips tokenizing."""
         if not len(texts):
             return np.zeros(0, dtype=np.float32)
+        return self.scorer.probabilities(texts, self._tokens(texts, tokens))
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """P(positive) per text, and whether the model has any feature of it."""
+        if not len(texts):
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+        return self.scorer.scores(texts, self._tokens(texts, None))
+
+    def _tokens(self, texts: Sequence[str], tokens: Mapping | None) -> dict:
         tokens = dict(tokens or {})
         for name, tokenize in self.tokenizers.items():
             if name not in tokens:
                 tokens[name] = tokenize(texts)
-        return self.scorer.probabilities(texts, tokens)
+        return tokens
 
     def predict(self, texts: Sequence[str]) -> pd.DataFrame:
         normalised = [normalize_text(text) for text in texts]
         present = [i for i, text in enumerate(normalised) if has_visible_character(text)]
         probability = np.full(len(texts), THRESHOLD, dtype=np.float64)
-        probability[present] = self.probabilities([normalised[i] for i in present])
+        known = np.zeros(len(texts), dtype=bool)
+        probability[present], known[present] = self.scores([normalised[i] for i in present])
+        probability[~known] = THRESHOLD
         label = labels_of(probability)
-        empty = np.ones(len(texts), dtype=bool)
-        empty[present] = False
-        label[empty] = -1
+        label[~known] = -1
         sentiment = np.where(label == 1, "positive", np.where(label == 0, "negative", "unknown"))
         return pd.DataFrame({"label": label, "sentiment": sentiment, "probability": probability})

@@ -6,6 +6,7 @@ starts (for a CSV row with a quoted line break, its first line)."""
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 
 SHOWN_CHARS = 40  # a faulty value is quoted in an error up to this many characters
+# Control characters that are not whitespace (tab, line breaks and \x1c-\x1f, \x85 are, and
+# cleaning turns them into spaces): a review holds none, a binary or mis-encoded file does.
+CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,12 @@ def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:
             raise PipelineError(
                 f"{path}, line {line}: label {shown(fields[label_at])} is not "
                 f"{fmt.negative_label!r} (negative) or {fmt.positive_label!r} (positive){hint}"
+            )
+        control = CONTROL.search(fields[text_at])
+        if control:
+            raise PipelineError(
+                f"{path}, line {line}: the text holds the control character "
+                f"U+{ord(control.group()):04X}, which is no part of a review (binary data?){hint}"
             )
         yield Row(line, fields[text_at], label)
 

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from pipeline.options import input_dir, params_option, path_option
-from pipeline.params import check_keys, read_section
+from pipeline.schema import load_section
 from pipeline.tokenizers import TOKENIZERS_FILE, TokenizerConfig
 from pipeline.vocab import build_pieces, build_vocab
 
@@ -30,12 +30,8 @@ class SplitConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> SplitConfig:
-        check_keys("split", section, set(cls.__dataclass_fields__))
-        cfg = cls(**section)
-        for name in ("validation_size", "test_size"):
-            if not 0 < getattr(cfg, name) < 1:
-                raise PipelineError(f"split.{name} must be between 0 and 1")
-        return cfg
+        """From params 'split', checked by pipeline/schema.py."""
+        return cls(**section)
 
 
 def run(
@@ -76,7 +72,7 @@ def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict]
 @path_option("--out-dir", "Where train/validation/test JSON Lines and vocab/<tokenizer>.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Split into train/validation/test (params `split`) and build the vocabularies."""
-    cfg = SplitConfig.from_params(read_section(params_path, "split"))
+    cfg = SplitConfig.from_params(load_section(params_path, "split"))
     test_path = in_dir / "test.jsonl"
     tokenizers = read_json(in_dir / TOKENIZERS_FILE)
     splits, vocabs = run(

@@ -58,6 +58,8 @@ class TfidfScorer:
         self.coef = np.asarray(exported["coef"], dtype=np.float32)
         self.intercept = np.float32(exported["intercept"])
         terms = exported["terms"]
+        # A blank n-gram (a space, between the words of any text) says nothing of a text.
+        self.telling = np.fromiter((bool(t.strip()) for t in terms), dtype=bool, count=len(terms))
         tokenized = exported.get("tokenized", False)  # absent in older bundles
         kind = TokenNgrams if tokenized else CharNgrams if exported["analyzer"] == "char" else None
         self.ngrams = kind(terms, self.ngram_range) if kind else None
@@ -77,6 +79,16 @@ class TfidfScorer:
         self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
     ) -> np.ndarray:
         return self(tokens[self.name] if self.name else texts)
+
+    def scores(
+        self, texts: Sequence[str], tokens: Mapping[str, Sequence[Sequence[str]]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(positive), and whether the text has a feature: an n-gram of the vocabulary (not
+        only blank ones)."""
+        documents = tokens[self.name] if self.name else texts
+        rows, columns = self.ngrams.find(documents) if self.ngrams else self._lookup(documents)
+        known = np.bincount(rows[self.telling[columns]], minlength=len(documents)) > 0
+        return self._score(len(documents), rows, columns), known
 
     def __call__(self, documents: Documents) -> np.ndarray:
         rows, columns = self.ngrams.find(documents) if self.ngrams else self._lookup(documents)

@@ -8,22 +8,17 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, read_jsonl, write_json, write_jsonl
 from pipeline.options import input_dir, params_option, path_option
-from pipeline.params import check_keys, read_section
+from pipeline.schema import load_section
 from pipeline.tokenizers import TOKENIZERS_FILE, Tokenizer, TokenizerConfig, make_tokenizer
 
 CHUNK = 2000
 
 
 def configs_from_params(section: dict) -> dict[str, TokenizerConfig]:
-    check_keys("tokenize", section, {"tokenizers"})
-    if not section["tokenizers"]:
-        raise PipelineError("params 'tokenize.tokenizers' defines no tokenizer")
-    return {
-        name: TokenizerConfig.from_params(name, cfg) for name, cfg in section["tokenizers"].items()
-    }
+    """The tokenizers of params 'tokenize' (checked by pipeline/schema.py)."""
+    return {name: TokenizerConfig(**cfg) for name, cfg in section["tokenizers"].items()}
 
 
 def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = "") -> list[dict]:
@@ -48,7 +43,7 @@ def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = ""
 @path_option("--out-dir", "Where the tokenized JSON Lines and tokenizers.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
     """Tokenize the prepared documents with every tokenizer in params `tokenize`."""
-    configs = configs_from_params(read_section(params_path, "tokenize"))
+    configs = configs_from_params(load_section(params_path, "tokenize"))
     tokenizers = {name: make_tokenizer(cfg) for name, cfg in configs.items()}
     with atomic_dir(out_dir) as tmp:
         for part in sorted(in_dir.glob("*.jsonl")):

@@ -9,10 +9,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from pipeline.errors import PipelineError
-from pipeline.params import check_keys
-
-METHODS = ("kiwi", "whitespace")
 TOKENIZERS_FILE = "tokenizers.json"  # every tokenizer's settings, beside its tokens
 
 # The characters Keras' old Tokenizer removed by default; the notebook relied on them.
@@ -28,16 +24,6 @@ class TokenizerConfig:
     max_repeat: int = 0
     num_workers: int = 0
     cutoff_threshold: float | None = None  # Kiwi's beam pruning; lower is faster, None = Kiwi's
-
-    @classmethod
-    def from_params(cls, name: str, section: dict) -> TokenizerConfig:
-        check_keys(f"tokenize.tokenizers.{name}", section, set(cls.__dataclass_fields__))
-        if section.get("method") not in METHODS:
-            raise PipelineError(
-                f"tokenizer {name!r}: unknown method {section.get('method')!r}; "
-                f"choose one of {', '.join(METHODS)}"
-            )
-        return cls(**section)
 
     def to_dict(self) -> dict:
         return asdict(self)

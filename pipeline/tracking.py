@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.project import git_commit
-from pipeline.tracking_uri import check_tracking_uri
+from pipeline.tracking_uri import check_tracking_uri, may_hold_running_runs, store_uri
 
 EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
 EXECUTION_TAG = "pipeline.execution_id"
@@ -114,12 +114,16 @@ def run_tags(variant: str, data_digest: str) -> dict[str, str]:
     return tags
 
 
-def reap_dead_runs(experiment: str) -> list[str]:
-    """Mark KILLED the RUNNING runs of this host whose process is gone (kill -9, power loss);
-    runs started elsewhere are left alone. Returns their ids."""
+def reap_dead_runs(experiment: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of this host whose process is gone (kill -9, power loss),
+    in `experiment` or, without one, in every experiment of the store; runs started elsewhere
+    are left alone. Returns their ids."""
     client = MlflowClient()
+    experiments = (
+        [experiment] if experiment else [e.experiment_id for e in client.search_experiments()]
+    )
     running = client.search_runs(
-        [experiment],
+        experiments,
         f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
     )
     reaped = []
@@ -129,6 +133,18 @@ def reap_dead_runs(experiment: str) -> list[str]:
             client.set_terminated(run.info.run_id, "KILLED")
             reaped.append(run.info.run_id)
     return reaped
+
+
+def reap_project_store(root: Path) -> list[str]:
+    """reap_dead_runs in every experiment of the project's store (MLFLOW_TRACKING_URI, else
+    <root>/mlflow.db): what `python -m pipeline reap` (an always-changed DVC stage), `serve` and
+    the registry commands call, so that a run whose process died is found even when DVC
+    restores its stage from the run cache. A local store that holds no RUNNING run (or does not
+    exist: nothing is created) is read without MLflow."""
+    if not may_hold_running_runs(store_uri(root)):
+        return []
+    configure(root)
+    return reap_dead_runs()
 
 
 def _process_alive(pid: str | None, started: str | None) -> bool:

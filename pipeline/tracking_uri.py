@@ -4,7 +4,10 @@ MLflow's retries and a traceback, and no run is left RUNNING."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import PipelineError
@@ -98,3 +101,29 @@ def _probe_database(uri: str, shown: str, timeout: float) -> None:
         raise PipelineError(f"tracking database {shown} is unreachable: {reason}") from None
     finally:
         engine.dispose()
+
+
+def store_uri(root: Path) -> str:
+    """The project's tracking store: MLFLOW_TRACKING_URI, else <root>/mlflow.db."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def may_hold_running_runs(uri: str) -> bool:
+    """False when `uri` is a SQLite store that does not exist or holds no RUNNING run: read
+    without MLflow (importing it costs seconds) and without creating anything. True for any
+    other store, and when the file cannot be read as MLflow's tables."""
+    if not uri.startswith("sqlite:///"):
+        return True
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return False
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            return (
+                db.execute("SELECT 1 FROM runs WHERE status = 'RUNNING' LIMIT 1").fetchone()
+                is not None
+            )
+    except sqlite3.Error:
+        return True

@@ -18,9 +18,9 @@ from pipeline import bundle
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, atomic_file, read_json, read_jsonl, sha256_file, write_json
 from pipeline.options import input_dir, params_option, path_option
-from pipeline.params import check_keys, read_section
 from pipeline.probability import labels_of, log_loss
 from pipeline.project import repo_root
+from pipeline.schema import load_section, variant_settings
 from pipeline.tokenizers import TokenizerConfig
 from pipeline.variants import (
     LstmConfig,
@@ -28,7 +28,6 @@ from pipeline.variants import (
     VariantConfig,
     config_dict,
     variant_from_params,
-    with_defaults,
 )
 from pipeline.vocab import encode, id_tokens, index_of
 
@@ -45,18 +44,15 @@ class TrainSettings:
 
     @classmethod
     def from_params(cls, section: dict, variant: str, overrides: str = "") -> TrainSettings:
-        check_keys("train", section, {"experiment", "seed", "defaults", "variants"})
+        """From params 'train' (checked by pipeline/schema.py) and `overrides`, checked here."""
         variants = section["variants"] or {}
         if variant not in variants:
             raise PipelineError(
                 f"unknown variant {variant!r}; params 'train.variants' defines "
                 f"{', '.join(variants) or 'none'}"
             )
-        own = {**variants[variant], **parse_overrides(overrides)}
-        config = with_defaults(own, section.get("defaults"))
-        return cls(
-            section["experiment"], section["seed"], variant, variant_from_params(variant, config)
-        )
+        config = variant_settings(section, variant, parse_overrides(overrides))
+        return cls(section["experiment"], section["seed"], variant, variant_from_params(config))
 
 
 def parse_overrides(text: str) -> dict:
@@ -269,7 +265,7 @@ def command(params_path, variant, overrides, data_dir, data_report, model_dir, r
     """Train one variant from params 'train' and log it as an MLflow run named after it."""
     from pipeline import tracking
 
-    settings = TrainSettings.from_params(read_section(params_path, "train"), variant, overrides)
+    settings = TrainSettings.from_params(load_section(params_path, "train"), variant, overrides)
     splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
     vocab = read_vocab(data_dir, settings)
     digests = {name: sha256_file(data_dir / f"{name}.jsonl") for name in splits}

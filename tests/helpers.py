@@ -5,7 +5,9 @@ checks it)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pipeline.variants import TfidfConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EXECUTION = "sample-repro"  # pipeline.execution_id of the sample_repo fixture's runs
+ALWAYS_CHANGED = {"reap"}  # dvc.yaml's stages that run in every `dvc repro`
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -40,6 +43,16 @@ def sh(args: list[str], cwd: Path, check: bool = True, timeout: int = 900, env=N
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def stale_stages(root: Path) -> set[str]:
+    """The stages `dvc status` lists, but for those that run in every `dvc repro`."""
+    return set(json.loads(sh(["dvc", "status", "--json"], root).stdout)) - ALWAYS_CHANGED
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` ran (not skipped nor restored), from its output."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 import yaml
 
 from pipeline.benchmark import merged, results_table
-from pipeline.variants import with_defaults
+from pipeline.schema import with_defaults
 from tests.helpers import REPO
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import clean_env, sh
+from tests.helpers import ALWAYS_CHANGED, clean_env, sh, stages_run, stale_stages
 
 pytestmark = pytest.mark.e2e
 
@@ -138,7 +138,7 @@ def test_a_forced_rerun_changes_nothing_in_dvc_lock(sample_repo):
     sh(["dvc", "repro", "--force", "--single-item", "train@base", "train@tfidf"], sample_repo)
     sh(["dvc", "repro", "--force", "--single-item", "evaluate"], sample_repo)
     assert (sample_repo / "dvc.lock").read_text(encoding="utf-8") == before
-    assert "Data and pipelines are up to date." in sh(["dvc", "status"], sample_repo).stdout
+    assert stale_stages(sample_repo) == set()
 
 
 def test_a_change_to_the_registry_module_reruns_evaluate_only(sample_repo):
@@ -146,8 +146,7 @@ def test_a_change_to_the_registry_module_reruns_evaluate_only(sample_repo):
     original = module.read_text(encoding="utf-8")
     try:
         module.write_text(original + "# how the champion is promoted changed\n", encoding="utf-8")
-        changed = set(json.loads(sh(["dvc", "status", "--json"], sample_repo).stdout))
-        assert changed == {"evaluate"}
+        assert stale_stages(sample_repo) == {"evaluate"}
     finally:
         module.write_text(original, encoding="utf-8")
 
@@ -236,3 +235,47 @@ def test_a_run_whose_process_was_killed_is_marked_killed_by_the_next_command(sam
     killed = client.get_run(run.info.run_id)
     assert killed.info.status == "KILLED"
     assert killed.data.tags["pipeline.end_reason"] == "its process was gone"
+
+
+def test_a_killed_training_s_run_is_reaped_by_a_repro_that_restores_its_stage(
+    sample_repo, tmp_path
+):
+    """kill -9 of the training process of `dvc repro`, then a `dvc repro` that runs no training
+    (DVC restores the stage from its run cache): the always-changed stage `reap` ends the run."""
+    import psutil
+
+    root = tmp_path / "repo"
+    shutil.copytree(sample_repo, root, symlinks=True)
+    params = root / "params.yaml"
+    original = params.read_text(encoding="utf-8")
+    params.write_text(original.replace("      epochs: 12\n", "      epochs: 500\n"), "utf-8")
+    dvc = subprocess.Popen(
+        ["dvc", "repro", "train@notebook"],
+        cwd=root,
+        env=clean_env(PIPELINE_EXECUTION_ID="kill-9-dvc"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        run = _wait_for_epochs(store(root), "tags.`pipeline.execution_id` = 'kill-9-dvc'")
+        psutil.Process(int(run.data.tags["pipeline.pid"])).kill()
+        assert dvc.wait(timeout=60) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dvc.pid, signal.SIGKILL)
+    assert store(root).get_run(run.info.run_id).info.status == "RUNNING"
+    params.write_text(original, encoding="utf-8")
+    result = sh(["dvc", "repro"], root)
+    assert "Stage 'train@notebook' is cached - skipping run" in result.stdout
+    assert stages_run(result.stdout) == ALWAYS_CHANGED
+    reaped = store(root).get_run(run.info.run_id)
+    assert (reaped.info.status, reaped.data.tags["pipeline.end_reason"]) == (
+        "KILLED",
+        "its process was gone",
+    )
+    assert f"marked KILLED 1 run(s) whose process was gone: {run.info.run_id}" in result.stdout
+    assert not store(root).search_runs(
+        [store(root).get_experiment_by_name(EXPERIMENT).experiment_id],
+        "attributes.status = 'RUNNING'",
+    )

@@ -33,8 +33,6 @@ def test_no_members_means_no_ensemble(section):
     [
         ({"members": ["tfidf", "gru"]}, VARIANTS, "unknown member.*'gru'.*defines base, bilstm"),
         ({"members": ["tfidf", "tfidf"]}, VARIANTS, "at least two different members"),
-        ({"members": ["tfidf", "base"], "weights": [1, 2]}, VARIANTS, "weights"),
-        ({"weights": [1, 2]}, VARIANTS, "weights"),
         ({"members": ["tfidf", "base"]}, [*VARIANTS, "ensemble"], "'ensemble' is reserved"),
     ],
 )
@@ -87,6 +85,19 @@ def test_bundle_scores_the_mean_log_odds_of_its_members(members, tmp_path):
     np.testing.assert_allclose(bundle.probabilities(texts, tokens), expected, atol=1e-6)
     out = bundle.predict([*texts, ""])
     assert out["label"].tolist()[-1] == -1 and out["label"].isin([-1, 0, 1]).all()
+
+
+def test_a_text_is_unknown_only_when_no_member_has_a_feature_of_it(members, tmp_path):
+    ensemble.write_bundle(members, tmp_path)
+    bundle = Bundle(tmp_path)
+    texts = ["😀👍🎬", "هذا الفيلم رائع", "w", "좋다"]  # "w": a character n-gram of the TF-IDF only
+    lstm, tfidf = [Bundle(m).scores(texts)[1].tolist() for m in members.values()]
+    assert (lstm, tfidf) == ([False, False, False, True], [False, False, True, True])
+    out = bundle.predict(texts)
+    assert out["label"].tolist()[:2] == [-1, -1] and out["label"].isin([0, 1]).tolist()[2:] == [
+        True,
+        True,
+    ]
 
 
 def test_bundle_holds_only_json_and_keras_files(members, tmp_path):

@@ -79,3 +79,20 @@ def test_one_row_holding_a_list_is_a_batch():
     assert texts_from(pd.DataFrame({"text": [["가", "나"]]})) == ["가", "나"]
     with pytest.raises(InputError, match="row 1"):
         texts_from(pd.DataFrame({"text": [["가", None]]}))
+
+
+def test_the_logged_model_answers_unknown_for_texts_without_features(tracking_uri, tmp_path):
+    import mlflow
+
+    from pipeline.tracking import log_pyfunc
+    from pipeline.train import write_bundle
+    from tests.helpers import fit_small
+
+    write_bundle(fit_small(), tmp_path / "bundle")
+    with mlflow.start_run():
+        uri = log_pyfunc(tmp_path / "bundle").model_uri
+    texts = ["😀👍🎬🍿", "هذا الفيلم رائع جدا", "영화 좋다 w1"]
+    out = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"text": texts}))
+    assert out["label"].tolist()[:2] == [-1, -1] and out["label"].tolist()[2] == 1
+    assert out["sentiment"].tolist() == ["unknown", "unknown", "positive"]
+    assert out["probability"].tolist()[:2] == [0.5, 0.5]

@@ -122,10 +122,20 @@ CASES = [
         check=same_probability,
     ),
     Case(
-        "emoji, Latin, Hanja, digits",
+        "emoji, Latin, digits; emoji only and Arabic are unknown",
         200,
-        js({"inputs": ["😀👍 good movie", "映畫 最高", "10점 만점에 10점", "ㅋㅋㅋㅋ"]}),
-        check=labels([SCORED] * 4),
+        js(
+            {
+                "inputs": [
+                    "😀👍 good movie",
+                    "10점 만점에 10점",
+                    "ㅋㅋㅋㅋ",
+                    "😀👍🎬🍿",
+                    "هذا الفيلم رائع",
+                ]
+            }
+        ),
+        check=labels([SCORED] * 3 + [-1, -1]),
     ),
     Case("NUL inside a text", 200, js({"inputs": ["좋아요\x00최고"]}), check=labels([SCORED])),
     Case(
@@ -371,7 +381,8 @@ CASES = [
     Case("CSV open quote", 400, b'text\n"SECRET\n', CSV, message="not valid CSV", echo="SECRET"),
     Case("CSV not UTF-8", 400, b"text\n\xff\n", CSV, message="not valid UTF-8"),
     Case("CSV empty", 400, b"", CSV, message="no header row"),
-    Case("CSV null-like text", 200, b"text\nNA\nnull\n", CSV, check=labels([SCORED, SCORED])),
+    # texts, not missing values: scored, or unknown (-1) for a model without any feature of them
+    Case("CSV null-like text", 200, b"text\nNA\nnull\n", CSV, check=labels([{-1, 0, 1}] * 2)),
     # The other endpoints.
     Case("ping", 200, method="GET", path="/ping"),
     Case("health", 200, method="GET", path="/health"),

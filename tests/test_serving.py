@@ -38,9 +38,36 @@ def test_long_text_keeps_its_first_max_length_tokens(bundle):
     assert scores[0] == pytest.approx(scores[1], abs=1e-6)
 
 
-def test_odd_characters_still_get_a_prediction(bundle):
-    out = bundle.predict(["😀😀 good 映畫 12345 ㅋㅋ", "!!!"])
-    assert out["label"].isin([0, 1]).all()
+EMOJI, ARABIC = "😀👍🎬🍿", "هذا الفيلم رائع جدا"  # nothing any model of the tests has seen
+
+
+def test_a_text_without_any_feature_of_the_model_is_unknown(bundle):
+    out = bundle.predict([EMOJI, ARABIC, "😀😀 good 映畫 12345 ㅋㅋ", "!!!", f"{EMOJI} 좋다"])
+    assert out["label"].tolist() == [-1, -1, -1, -1, 1]
+    assert out["sentiment"].tolist()[:4] == ["unknown"] * 4
+    assert out["probability"].tolist()[:4] == [0.5] * 4
+    assert bundle.scores([EMOJI, "싫다"])[1].tolist() == [False, True]
+    # what evaluate scores is unchanged: every text's probability, known features or not
+    texts = [EMOJI, ARABIC, "영화 좋다 w1"]
+    np.testing.assert_array_equal(bundle.probabilities(texts), bundle.scores(texts)[0])
+
+
+def test_a_char_fallback_lstm_knows_a_text_by_one_known_character(tmp_path):
+    small = SECTION["variants"]["small"]
+    write_bundle(
+        fit_small({**SECTION, "variants": {"small": {**small, "char_fallback": True}}}), tmp_path
+    )
+    out = Bundle(tmp_path).predict([EMOJI, ARABIC, "좋았음", "화"])
+    assert out["label"].tolist()[:2] == [-1, -1]
+    assert out["label"].isin([0, 1]).tolist()[2:] == [True, True]  # 좋, 화: known characters
+
+
+def test_a_tfidf_bundle_knows_a_text_by_one_n_gram_of_its_vocabulary(tmp_path):
+    write_bundle(fit_token_tfidf(), tmp_path)
+    served = Bundle(tmp_path)
+    out = served.predict([EMOJI, ARABIC, "영화관 최고", f"{ARABIC} 영화"])
+    assert out["label"].tolist()[:3] == [-1, -1, -1]  # 영화관, 최고: no token of its vocabulary
+    assert out["label"].tolist()[3] in (0, 1)
 
 
 def test_batch_scores_equal_one_by_one(bundle):

@@ -27,6 +27,19 @@ def test_bad_label_names_file_line_and_value(tmp_path):
         read_table(path, NSMC_FORMAT)
 
 
+@pytest.mark.parametrize(("char", "code"), [("\x00", "0000"), ("\x07", "0007"), ("\x7f", "007F")])
+def test_a_control_character_in_a_text_names_file_and_line(tmp_path, char, code):
+    path = write_tsv(tmp_path / "r.tsv", [(1, "좋아요", 1), (2, f"별{char}로", 0)])
+    with pytest.raises(PipelineError, match=rf"r\.tsv, line 3: .*control character U\+{code}"):
+        read_table(path, NSMC_FORMAT)
+
+
+def test_whitespace_control_characters_are_read_and_cleaned_later(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text('document,label\n"좋다\x1f정말\r\n최고",1\n', encoding="utf-8")
+    assert [r.text for r in read_table(path, NSMC_FORMAT)] == ["좋다\x1f정말\r\n최고"]
+
+
 def test_missing_column_lists_the_header(tmp_path):
     path = write_tsv(tmp_path / "r.tsv", [(1, "좋아요")], header=("id", "document"))
     with pytest.raises(PipelineError, match="missing column.*'label'.*'id', 'document'"):

@@ -44,13 +44,6 @@ def test_pieces_are_the_characters_of_training_forms_without_tags():
     assert pieces[0] == "다"  # the most frequent character comes first
 
 
-def test_bad_sizes_are_errors():
-    with pytest.raises(PipelineError, match="validation_size"):
-        SplitConfig.from_params(
-            {"seed": 1, "validation_size": 1.5, "test_size": 0.1, "min_freq": 1, "max_vocab": 10}
-        )
-
-
 def test_too_few_documents_is_an_error():
     with pytest.raises(PipelineError, match="cannot split"):
         run(tiny_records()[:3], None, CFG, UNTAGGED)

@@ -1,6 +1,3 @@
-import pytest
-
-from pipeline.errors import PipelineError
 from pipeline.tokenize import configs_from_params, run
 from pipeline.tokenizers import whitespace_tokens
 
@@ -14,11 +11,6 @@ def test_adds_every_tokenization_and_keeps_fields():
         "tokens": {"space": ["좋은", "영화"], "upper": ["좋은 영화"]},
     }
     assert records[0] == {"text": "좋은 영화", "label": 1}  # inputs are not modified
-
-
-def test_configs_need_at_least_one_tokenizer():
-    with pytest.raises(PipelineError, match="no tokenizer"):
-        configs_from_params({"tokenizers": {}})
 
 
 def test_configs_from_params():

@@ -1,6 +1,3 @@
-import pytest
-
-from pipeline.errors import PipelineError
 from pipeline.tokenizers import TokenizerConfig, make_tokenizer, squeeze_repeats, whitespace_tokens
 
 
@@ -28,16 +25,6 @@ def test_kiwi_without_tags():
     tokenize = make_tokenizer(TokenizerConfig("kiwi", tags=False, max_repeat=0, num_workers=1))
     assert tokenize(["영화"]) == [["영화"]]
     assert tokenize([]) == []
-
-
-def test_unknown_method_is_an_error():
-    with pytest.raises(PipelineError, match="unknown method 'mecab'"):
-        TokenizerConfig.from_params("morph", {"method": "mecab"})
-
-
-def test_unknown_setting_is_an_error():
-    with pytest.raises(PipelineError, match="unknown setting.*tagz"):
-        TokenizerConfig.from_params("morph", {"method": "kiwi", "tagz": True})
 
 
 def test_kiwi_cutoff_threshold_is_applied():
