@@ -5,6 +5,7 @@ chatter of TensorFlow, absl and MLflow. `python -m pipeline --verbose ...` or PI
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ import threading
 import warnings
 
 VERBOSE_ENV = "PIPELINE_VERBOSE"
+DRAIN_SECONDS = 2.0
 QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",  # TensorFlow's C++ INFO and WARNING lines
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # read when mlflow is imported
@@ -21,7 +23,7 @@ QUIET_ENV = {
 # TensorFlow writes through absl before absl is initialised, which ignores TF_CPP_MIN_LOG_LEVEL:
 # such lines are dropped at the file descriptor: info and warnings, and the errors that only say
 # there is no GPU or no AVX-512. Any other error line, and everything else, passes.
-ABSL_LINE = re.compile(rb"^(?:[IW]\d{4}|E\d{4} .*(?:failed call to cuInit|oneDNN supports)) ")
+ABSL_LINE = re.compile(rb"^(?:[IW]\d{4} |E\d{4} .*(?:failed call to cuInit|oneDNN supports))")
 ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called"
 # The commands whose C++ output is filtered: they load TensorFlow or Kiwi, start no process that
 # outlives them, and never exec another program (which would inherit the filter's pipe).
@@ -67,4 +69,12 @@ def filter_native_stderr() -> None:
                 if not is_noise(line):
                     os.write(real, line)
 
-    threading.Thread(target=forward, name="native-stderr", daemon=True).start()
+    thread = threading.Thread(target=forward, name="native-stderr", daemon=True)
+    thread.start()
+    atexit.register(_drain, thread, real)
+
+
+def _drain(thread: threading.Thread, real: int) -> None:
+    """At exit: give fd 2 back to the real stderr (closing the pipe), forward what is left."""
+    os.dup2(real, 2)
+    thread.join(DRAIN_SECONDS)

@@ -187,7 +187,20 @@ def test_every_documented_dvc_command_runs_on_the_sample_project(sample_repo, tm
     shutil.copytree(sample_repo, root, symlinks=True)
     assert not _untracked(root), "dvc repro left files git does not ignore"
     sh(["git", "add", "-A"], root)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro"], root)
+    sh(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--allow-empty",
+            "-qm",
+            "repro",
+        ],
+        root,
+    )
     experiment = None
     for line in documented("dvc "):
         if line.startswith(NOT_RUN) or "<" in line:

@@ -110,7 +110,7 @@ def test_first_run_from_the_dvc_queue_keeps_artifacts_in_the_repo(sample_repo, t
 PROJECT_EXPERIMENT = ["--experiment-name", "korean-sentiment"]
 
 
-def test_first_run_from_mlflow_run_logs_into_its_run_in_the_project_s_experiment(sample_repo, tmp_path):
+def test_mlflow_run_logs_into_its_own_run_in_the_project_s_experiment(sample_repo, tmp_path):
     root = fresh_copy(sample_repo, tmp_path / "repo")
     entry = ["-e", "train", "-P", "variant=notebook", "-P", "overrides=epochs=1"]
     sh(["mlflow", "run", ".", *entry, "--env-manager", "local", *PROJECT_EXPERIMENT], root)
