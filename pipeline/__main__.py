@@ -1,7 +1,15 @@
 import os
+import sys
 
-# TensorFlow's C++ start-up chatter (no CUDA found, CPU features) is noise for a CLI.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pipeline import quiet
+
+# Before anything imports TensorFlow or MLflow: their start-up chatter is noise for a CLI.
+if sys.argv[1:2] == ["--verbose"]:
+    os.environ[quiet.VERBOSE_ENV] = "1"
+if not quiet.verbose():
+    quiet.quiet_env()
+    if sys.argv[1:2] and sys.argv[1] in quiet.NATIVE_FILTERED:
+        quiet.filter_native_stderr()
 
 from pipeline.cli import cli
 

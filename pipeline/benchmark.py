@@ -46,6 +46,17 @@ def merged_params(params_file: Path, overrides_file: Path) -> dict:
     )
 
 
+def benchmark_params(params_file: Path, overrides_file: Path, nsmc_dir: Path | None) -> dict:
+    """The benchmark's params: NSMC from `nsmc_dir`, else (data.nsmc_dir null) downloaded by
+    `prepare` and checked against the official sha256."""
+    params = merged_params(params_file, overrides_file)
+    if nsmc_dir is not None:
+        if not (nsmc_dir / "ratings_train.txt").is_file():
+            raise PipelineError(f"{nsmc_dir} has no ratings_train.txt")
+        params["data"]["nsmc_dir"] = str(nsmc_dir.resolve())
+    return params
+
+
 def machine() -> dict:
     cpu = (
         next(
@@ -189,11 +200,7 @@ def command(nsmc_dir, overrides, out_dir, device):
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     work = (out_dir / "runs" / stamp).resolve()
     copy_project(root, work)
-    params = merged_params(root / "params.yaml", overrides)
-    if nsmc_dir is not None:
-        if not (nsmc_dir / "ratings_train.txt").is_file():
-            raise PipelineError(f"{nsmc_dir} has no ratings_train.txt")
-        params["data"]["nsmc_dir"] = str(nsmc_dir.resolve())
+    params = benchmark_params(root / "params.yaml", overrides, nsmc_dir)
     (work / "params.yaml").write_text(
         yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )

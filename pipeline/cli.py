@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
+from pipeline import quiet
 from pipeline.errors import PipelineError
 
 COMMANDS = {
@@ -45,6 +47,14 @@ class StageGroup(ReportsPipelineErrors, click.Group):
     """Imports a command's module (`pipeline/<name with _ for ->.py`) only when the command
     runs (TensorFlow is slow to import); errors are reported as ReportsPipelineErrors says."""
 
+    def invoke(self, ctx):
+        if ctx.params.get("verbose"):
+            os.environ[quiet.VERBOSE_ENV] = "1"  # the stages this command starts inherit it
+        if not quiet.verbose():
+            quiet.quiet_env()
+            quiet.quiet_python()
+        return super().invoke(ctx)
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -59,5 +69,10 @@ class StageGroup(ReportsPipelineErrors, click.Group):
 
 
 @click.group(cls=StageGroup)
-def cli():
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show TensorFlow's, absl's and MLflow's logs and warnings too (or PIPELINE_VERBOSE=1).",
+)
+def cli(verbose):
     """Korean sentiment analysis with LSTMs: the stages `dvc repro` runs, and model scoring."""

@@ -186,7 +186,7 @@ def variants_in(train_section: dict) -> list[str]:
 @path_option("--ensemble-dir", "Where the ensemble's bundle goes (params evaluate.ensemble).")
 @path_option(
     "--out-dir",
-    "Where summary.json, metrics.json, leaderboard.md/json, champion.json and plots/ go.",
+    "Where summary.json, variants.json, metrics.json, leaderboard.md/json, champion.json, plots/.",
 )
 def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     """Score all variants on validation and test, log to their runs, register the champion."""
@@ -225,6 +225,7 @@ def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "summary.json", summary(verdict, results[verdict.champion]))
         write_json(tmp / "metrics.json", _scalar_metrics(results))
+        write_json(tmp / "variants.json", variant_accuracies(results))
         write_json(tmp / "leaderboard.json", rows)
         (tmp / "leaderboard.md").write_text(markdown, encoding="utf-8")
         write_json(tmp / "champion.json", champion_record(cfg, verdict, results))
@@ -241,6 +242,12 @@ def summary(verdict: Verdict, champion: dict) -> dict:
         **{f"val_{m}": round(champion["validation"][m], 4) for m in SUMMARY_METRICS},
         **{f"test_{m}": round(champion["test"][m], 4) for m in SUMMARY_METRICS},
     }
+
+
+def variant_accuracies(results: dict[str, dict]) -> dict:
+    """variants.json, a DVC metric: each variant's validation accuracy, so `dvc exp show
+    --only-changed` shows the variants an experiment changed (columns `val_accuracy.<variant>`)."""
+    return {"val_accuracy": {v: round(r["validation"]["accuracy"], 4) for v, r in results.items()}}
 
 
 def champion_record(cfg: EvaluateConfig, verdict: Verdict, results: dict) -> dict:

@@ -97,5 +97,10 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
         self.bundle = Bundle(Path(context.artifacts["bundle"]))
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # A DataFrame hint silences MLflow's request for type hints without turning on its own
+    # conversion and validation (it infers nothing from it): its schema enforcement hands over
+    # a table, and texts_from() answers 400 for what it cannot score.
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         return self.bundle.predict(texts_from(model_input))

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 import uuid
 import warnings
@@ -36,7 +37,6 @@ HOST_TAG, PID_TAG, STARTED_TAG = "pipeline.host", "pipeline.pid", "pipeline.proc
 DVC_EXP_TAGS = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
 # The MLflow UI opens an experiment of this kind on its runs list, not the GenAI overview.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-DEFAULT_EXPERIMENT_ID = "0"
 WATCH_SECONDS = 0.5
 
 
@@ -179,16 +179,19 @@ def tracked_run(experiment: str, name: str, tags: dict[str, str]) -> Iterator[ml
 
 
 def _start_run(experiment: str, name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
-    """Under `mlflow run`, MLFLOW_RUN_ID names the run the project run created: log into it,
-    unless it sits in MLflow's Default experiment (no --experiment-name given), where the
-    project's own experiment is the better home."""
+    """Under `mlflow run`, MLFLOW_RUN_ID names the run the project run created: log into it (in
+    whatever experiment `mlflow run` chose: the project's with `--experiment-name`), so no empty
+    run is left behind."""
     resumed = os.environ.pop("MLFLOW_RUN_ID", None)
-    if resumed and MlflowClient().get_run(resumed).info.experiment_id != DEFAULT_EXPERIMENT_ID:
-        return mlflow.start_run(run_id=resumed, tags={**tags, "mlflow.runName": name})
-    run = mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags)
-    if resumed:
-        MlflowClient().set_tag(resumed, "pipeline.logged_to_run", run.info.run_id)
-    return run
+    if not resumed:
+        return mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags)
+    if MlflowClient().get_run(resumed).info.experiment_id != experiment:
+        print(
+            f"note: logging into run {resumed} that `mlflow run` made outside the project's "
+            "experiment; `mlflow run ... --experiment-name <train.experiment>` puts it there",
+            file=sys.stderr,
+        )
+    return mlflow.start_run(run_id=resumed, tags={**tags, "mlflow.runName": name})
 
 
 def _raise_terminated(signum, frame):

@@ -1,3 +1,4 @@
+import click
 from click.testing import CliRunner
 
 from pipeline.cli import COMMANDS, cli
@@ -37,3 +38,19 @@ def test_pipeline_errors_become_one_line_and_exit_1(tmp_path):
 
 def test_unknown_command():
     assert CliRunner().invoke(cli, ["fly"]).exit_code == 2
+
+
+def _port_default(*path: str) -> int:
+    command = cli
+    for name in path:
+        command = command.get_command(click.Context(command), name)
+    return next(p.default for p in command.params if p.name == "port")
+
+
+def test_the_three_servers_can_run_at_once_with_their_defaults():
+    ports = {
+        "tracking-server": _port_default("tracking-server", "start"),
+        "ui": _port_default("ui"),
+        "serve": _port_default("serve"),
+    }
+    assert len(set(ports.values())) == 3, ports

@@ -76,7 +76,9 @@ def test_a_param_change_invalidates_only_its_stage(repo):
 def test_dvc_metrics_show_one_summary_and_plots_one_chart_per_kind_offline(repo, tmp_path):
     metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], repo).stdout)
     files = next(iter(metrics.values()))["data"]
-    assert list(files) == ["reports/evaluate/summary.json"]
+    assert list(files) == ["reports/evaluate/summary.json", "reports/evaluate/variants.json"]
+    accuracies = files["reports/evaluate/variants.json"]["data"]["val_accuracy"]
+    assert set(accuracies) == {*VARIANTS, ENSEMBLE}
     summary = files["reports/evaluate/summary.json"]["data"]
     champion = json.loads((repo / "reports/evaluate/champion.json").read_text())
     assert summary["champion"] == champion["variant"]

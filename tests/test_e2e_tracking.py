@@ -107,15 +107,21 @@ def test_first_run_from_the_dvc_queue_keeps_artifacts_in_the_repo(sample_repo, t
     assert run.data.tags["dvc.exp_name"]
 
 
-def test_first_run_from_mlflow_run_lands_in_the_project_s_experiment(sample_repo, tmp_path):
+PROJECT_EXPERIMENT = ["--experiment-name", "korean-sentiment"]
+
+
+def test_mlflow_run_logs_into_its_own_run_in_the_project_s_experiment(sample_repo, tmp_path):
     root = fresh_copy(sample_repo, tmp_path / "repo")
     entry = ["-e", "train", "-P", "variant=notebook", "-P", "overrides=epochs=1"]
-    sh(["mlflow", "run", ".", *entry, "--env-manager", "local"], root)
+    sh(["mlflow", "run", ".", *entry, "--env-manager", "local", *PROJECT_EXPERIMENT], root)
     client = store(root)
     experiment, run = only_run(client)
-    assert_artifacts_under(root, experiment, run)
-    (project_run,) = client.search_runs(["0"])  # what `mlflow run` made in Default
-    assert project_run.data.tags["pipeline.logged_to_run"] == run.info.run_id
+    # `mlflow run` made the experiment before the project's code ran: MLflow's artifact root,
+    # ./mlruns in the repository (git-ignored), not ./mlartifacts
+    assert experiment.artifact_location == str(root.resolve() / "mlruns" / experiment.experiment_id)
+    assert run.data.tags["mlflow.project.entryPoint"] == "train"  # the run `mlflow run` made
+    assert run.info.status == "FINISHED" and run.data.params["epochs"] == "1"
+    assert client.search_runs(["0"]) == []  # nothing left in Default
 
 
 def test_first_run_from_a_subfolder_uses_the_repo_s_store(sample_repo, tmp_path):

@@ -10,6 +10,7 @@ from pipeline.evaluate import (
     ensemble_scores,
     leaderboard,
     scores,
+    variant_accuracies,
 )
 
 CFG = EvaluateConfig("model", "accuracy", {"accuracy": 0.7})
@@ -42,6 +43,11 @@ def test_champion_is_chosen_on_validation_never_test():
     results = {"a": result(0.80, 0.99), "b": result(0.85, 0.60)}
     verdict = choose(results, CFG)
     assert verdict.champion == "b" and verdict.passed
+
+
+def test_variant_accuracies_are_validation_only_and_rounded():
+    results = {"a": result(0.812345, 0.99), "ensemble": result(0.85, 0.60)}
+    assert variant_accuracies(results) == {"val_accuracy": {"a": 0.8123, "ensemble": 0.85}}
 
 
 def test_lower_is_better_metric():

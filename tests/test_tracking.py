@@ -124,8 +124,8 @@ def test_runs_whose_process_is_gone_are_marked_killed(tracking_uri, tmp_path):
     assert status == {dead: "KILLED", alive: "RUNNING", elsewhere: "RUNNING"}
 
 
-def test_under_mlflow_run_without_an_experiment_the_project_s_experiment_is_used(
-    tracking_uri, tmp_path, monkeypatch
+def test_under_mlflow_run_its_run_is_used_even_outside_the_project_s_experiment(
+    tracking_uri, tmp_path, monkeypatch, capsys
 ):
     client = MlflowClient()
     project_run = client.create_run("0").info.run_id  # what `mlflow run` makes in Default
@@ -133,8 +133,9 @@ def test_under_mlflow_run_without_an_experiment_the_project_s_experiment_is_used
     experiment = experiment_id("tests", tmp_path)
     with tracked_run(experiment, "variant", {"variant": "v"}) as run:
         pass
-    assert run.info.experiment_id == experiment
-    assert client.get_run(project_run).data.tags["pipeline.logged_to_run"] == run.info.run_id
+    assert run.info.run_id == project_run
+    assert client.search_runs([experiment]) == []  # no second run
+    assert "--experiment-name" in capsys.readouterr().err
 
 
 def test_under_mlflow_run_with_an_experiment_its_run_is_used(tracking_uri, tmp_path, monkeypatch):

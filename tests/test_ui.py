@@ -1,12 +1,7 @@
-"""`ui`: the runs-list URL and the `mlflow ui` command it builds, the one-line errors of a bad
-params file (on a real store), and (e2e) a real `mlflow ui` started on loopback, answering,
-named by a second `ui` against it as a server, and stopped by its PID."""
-
-from __future__ import annotations
-
-import contextlib
-import os
+import json
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,123 +9,100 @@ import time
 import psutil
 import pytest
 import requests
-from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from pipeline.cli import cli
-from pipeline.ui import RUNS_VIEW, runs_url, ui_args
-from tests.helpers import REPO, clean_env, free_port
-
-
-def test_the_url_opens_the_experiment_s_runs_list():
-    assert runs_url("127.0.0.1", 5005, "3") == (
-        "http://127.0.0.1:5005/#/experiments/3?workflowType=machine_learning"
-    )
-    assert RUNS_VIEW.startswith("?")
-
-
-def test_mlflow_ui_is_started_on_the_store_host_and_port():
-    assert ui_args("sqlite:////x/mlflow.db", "0.0.0.0", 5001) == [
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        "sqlite:////x/mlflow.db",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        "5001",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (None, "params file not found"),
-        ("split:\n  seed: 1\n", "has no 'train' section"),
-    ],
-    ids=["missing", "no-train-section"],
+from pipeline.evaluate import TABLE_COLUMNS
+from pipeline.ui import (
+    LEADERBOARD_METRICS,
+    VIEW_KEY,
+    VIEW_TAG_PREFIX,
+    leaderboard_view,
+    ui_args,
+    ui_env,
 )
-def test_a_bad_params_file_is_one_line_and_starts_nothing(tracking_uri, tmp_path, text, message):
-    params = tmp_path / "params.yaml"
-    if text is not None:
-        params.write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["ui", "--params", str(params), "--port", "1"])
-    assert result.exit_code == 1
-    assert result.output.startswith("error: ") and message in result.output
-    assert len(result.output.strip().splitlines()) == 1
+from tests.helpers import REPO, clean_env
+
+STARTUP_SECONDS = 120
 
 
-def test_a_port_that_is_not_a_number_is_a_usage_error():
-    result = CliRunner().invoke(cli, ["ui", "--port", "x"])
-    assert result.exit_code == 2 and "'x' is not a valid integer" in result.output
+def test_the_saved_view_shows_the_leaderboards_metrics_best_first():
+    view = leaderboard_view()
+    shown = [c for c in TABLE_COLUMNS if c.startswith(("val_", "test_")) and "log_loss" not in c]
+    assert [f"metrics.`{m}`" for m in shown] == view["selectedColumns"][1 : len(shown) + 1]
+    assert set(shown) <= set(LEADERBOARD_METRICS)
+    assert view["orderByKey"] == "metrics.`val_accuracy`" and view["orderByAsc"] is False
 
 
-def _answers(url: str, process: subprocess.Popen, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=2).status_code == 200:
-                return True
-        time.sleep(0.5)
-    return False
+def test_one_worker_and_no_job_runner_unless_asked(monkeypatch):
+    args = ui_args("sqlite:///x.db", "127.0.0.1", 5001)
+    assert args[args.index("--workers") + 1] == "1"
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert ui_env()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert ui_env()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
 
 
-def _stop_group(pid: int) -> list[int]:
-    """SIGTERM to the process group `pid` leads, SIGKILL after 60 s; the PIDs still running."""
-    group = [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs([psutil.Process(p) for p in group if psutil.pid_exists(p)], 60)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    return [p.pid for p in alive]
+def _project(tmp_path):
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.e2e
-def test_the_ui_starts_on_loopback_answers_and_stops_by_pid(tmp_path):
-    params = tmp_path / "params.yaml"
-    params.write_text("train:\n  experiment: ui-check\n", encoding="utf-8")
-    port = free_port()
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ui = [sys.executable, "-m", "pipeline", "ui", "--params", str(params), "--port", str(port)]
-    with (tmp_path / "ui.log").open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            ui,
-            cwd=REPO,
-            env=clean_env(MLFLOW_TRACKING_URI=store),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            start_new_session=True,  # mlflow ui's uvicorn workers join its process group
-        )
+def test_ui_is_light_and_opens_on_the_saved_view(tmp_path):
+    project, port = _project(tmp_path), _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "ui", "--port", str(port)],
+        cwd=project,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        first = process.stdout.readline().strip()
-        assert first.startswith("runs of the project's experiment: http://127.0.0.1:")
-        url = first.split(": ", 1)[1]
-        assert url == runs_url("127.0.0.1", port, url.split("/experiments/")[1].split("?")[0])
-        assert _answers(f"http://127.0.0.1:{port}/health", process, 240), (
-            tmp_path / "ui.log"
-        ).read_text(encoding="utf-8")[-3000:]
-        assert requests.get(url, timeout=10).status_code == 200
-        # The same command against a tracking server names the server's own UI and starts none.
-        server = f"http://127.0.0.1:{port}"
-        named = subprocess.run(
-            ui,
-            cwd=REPO,
-            env=clean_env(MLFLOW_TRACKING_URI=server),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert named.returncode == 0, named.stderr[-2000:]
-        assert named.stdout.strip() == (
-            f"runs of the project's experiment: {server}/#/experiments/"
-            f"{url.split('/experiments/')[1]}"
-        )
+        address = process.stdout.readline() + process.stdout.readline()
+        assert "1 worker, no job runner" in address
+        assert f"http://127.0.0.1:{port}/#/experiments/1?" in address
+        assert f"viewStateShareKey={VIEW_KEY}" in address
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        else:
+            pytest.fail("the UI did not answer /health")
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+        commands = [" ".join(p.cmdline()) for p in tree]
+        assert sum("uvicorn" in c for c in commands) == 1, commands
+        assert not any("huey" in c for c in commands), commands
+        rss_mb = sum(p.memory_info().rss for p in tree) / 2**20
+        assert rss_mb < 1500, rss_mb  # MLflow's defaults start 4 workers and a job runner
+        tags = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_experiment("1").tags
+        assert json.loads(tags[VIEW_TAG_PREFIX + VIEW_KEY]) == leaderboard_view()
     finally:
-        left = _stop_group(process.pid)
-    assert left == [] and process.poll() is not None
-    experiment = url.split("/experiments/")[1].removesuffix(RUNS_VIEW)
-    created = MlflowClient(store).get_experiment_by_name("ui-check")
-    assert created is not None and created.experiment_id == experiment
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def test_ui_without_a_train_section_is_one_line(tmp_path):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("data: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "ui", "--port", str(_free_port())],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "has no 'train' section" in result.stderr and "Traceback" not in result.stderr

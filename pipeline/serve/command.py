@@ -34,7 +34,7 @@ from pipeline.serve.workers import WorkerSettings, listen, local_model
     "-p",
     "--port",
     type=click.IntRange(0, 65535),
-    default=5000,
+    default=8080,
     show_default=True,
     help="Port to listen on (0: any free port, printed at start).",
 )
