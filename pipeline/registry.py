@@ -255,9 +255,7 @@ def rollback(name: str) -> Outcome:
         raise PipelineError(f"{name} has no champion to roll back")
     previous = current.tags.get("previous_champion")
     if not previous:
-        raise PipelineError(
-            f"{name}@champion (version {current.version!s}) replaced no champion"
-        )
+        raise PipelineError(f"{name}@champion (version {current.version!s}) replaced no champion")
     by = model_versions.actor("registry rollback")
     with model_versions.lock(client, name):
         if str(by_alias(client, name, CHAMPION).version) != str(current.version):

@@ -100,9 +100,7 @@ def _version_of(client: MlflowClient, name: str, evaluated: dict):
 
 def _described(version) -> str:
     tags = version.tags
-    return (
-        f"{version.version!s} ({tags.get('variant', '-')}, data {tags.get('data.digest', '-')})"
-    )
+    return f"{version.version!s} ({tags.get('variant', '-')}, data {tags.get('data.digest', '-')})"
 
 
 def _last(version) -> str:

@@ -107,7 +107,6 @@ def test_curves_are_thinned():
     assert points["roc"][0] == {"fpr": 0.0, "tpr": 0.0}
 
 
-
 def test_promote_margin_comes_from_params_and_is_checked():
     assert EvaluateConfig.from_params(SECTION, ["a"]).rule.margin == 0.01
     for bad in (-0.1, "a lot", None):
