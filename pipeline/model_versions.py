@@ -16,15 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
-import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from pipeline import bundle
 from pipeline.errors import PipelineError
-from pipeline.scoring import scores
-from pipeline.serving import Bundle
 from pipeline.tracking_uri import first_line
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -164,6 +161,11 @@ def set_champion_if(
 def score_version(name: str, version: str, splits: dict[str, list[dict]]) -> dict[str, dict]:
     """The registered version's metrics per split, scored as it is served (raw text in); a
     PipelineError with one line when it cannot be downloaded, loaded or scored."""
+    import numpy as np  # the models' libraries load only when a model is scored
+
+    from pipeline.scoring import scores
+    from pipeline.serving import Bundle
+
     try:
         with tempfile.TemporaryDirectory(prefix="champion-") as tmp:
             path = Path(

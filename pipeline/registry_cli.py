@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from mlflow.exceptions import MlflowException
 
-from pipeline import promotion, registry, registry_history, tracking
+from pipeline import promotion, registry_history, tracking
 from pipeline.errors import PipelineError
 from pipeline.io import read_json
 from pipeline.options import params_option
@@ -43,6 +43,8 @@ def promote(params_path, target, data_dir, force, reason):
     """Make a version champion if it beats the champion by evaluate.promote_margin."""
     if force and not (reason or "").strip():
         raise PipelineError('--force needs --reason "why" (it is recorded on the version)')
+    from pipeline import registry
+
     name, rule = _name_and_rule(params_path)
     outcome = registry.promote(name, target, rule, data_dir, reason.strip() if force else None)
     decision = outcome.decision
@@ -56,6 +58,8 @@ def promote(params_path, target, data_dir, force, reason):
 @params_option
 def rollback(params_path):
     """Return @champion to the version it replaced."""
+    from pipeline import registry
+
     name, _ = _name_and_rule(params_path)
     outcome = registry.rollback(name)
     click.echo(f"{name}@champion is version {outcome.version} again ({outcome.variant})")

@@ -4,7 +4,6 @@ the comparison of a challenger with the registered champion."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
 from pipeline.probability import labels_of, log_loss
 
@@ -13,6 +12,8 @@ LOWER_IS_BETTER = {"log_loss"}
 
 
 def scores(labels: np.ndarray, probability: np.ndarray) -> dict:
+    from sklearn import metrics as skm  # slow to import; `registry status` needs none of it
+
     predicted = labels_of(probability)
     return {
         "accuracy": float(skm.accuracy_score(labels, predicted)),
