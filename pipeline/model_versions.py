@@ -42,11 +42,18 @@ def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None
 
 
 def all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
-    """Every version of the model, oldest first (aliases filled in)."""
+    """Every version of the model with its tags, oldest first (search fills in no aliases:
+    aliases_of() has them)."""
     found = client.search_model_versions(f"name = '{name}'")
-    return sorted(
-        (client.get_model_version(name, v.version) for v in found), key=lambda v: int(v.version)
-    )
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def aliases_of(client: MlflowClient, name: str) -> dict[str, list[str]]:
+    """Version -> its aliases, sorted."""
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted(client.get_registered_model(name).aliases.items()):
+        by_version.setdefault(str(version), []).append(alias)
+    return by_version
 
 
 def ensure_registered_model(client: MlflowClient, name: str) -> None:

@@ -17,17 +17,18 @@ def history_lines(name: str) -> list[str]:
     client = MlflowClient()
     try:
         versions = model_versions.all_versions(client, name)
+        aliases = model_versions.aliases_of(client, name)
     except MlflowException:
         versions = []
     if not versions:
         return [f"{name} has no registered versions"]
-    return [version_line(v) for v in reversed(versions)]
+    return [version_line(v, aliases.get(str(v.version), [])) for v in reversed(versions)]
 
 
-def version_line(version) -> str:
+def version_line(version, aliases: list[str]) -> str:
     tags = version.tags
     select_by = tags.get("select_by", "accuracy")
-    aliases = ",".join(sorted(version.aliases)) or "-"
+    shown = ",".join(aliases) or "-"
     metrics = " ".join(
         f"{key} {tags[key]}"
         for key in dict.fromkeys(
@@ -45,7 +46,7 @@ def version_line(version) -> str:
         for d in model_versions.decisions(version)
     )
     return (
-        f"v{version.version!s} [{aliases}] {tags.get('variant', '-')} "
+        f"v{version.version!s} [{shown}] {tags.get('variant', '-')} "
         f"data {tags.get('data.digest', '-')} {metrics} {origin} | {decided or 'no decision'}"
     )
 
