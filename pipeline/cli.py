@@ -23,6 +23,7 @@ COMMANDS = {
     "plots-template": "Write the page `dvc plots show` renders into, usable offline.",
     "tracking-server": "Start, stop or check a team's MLflow tracking server on PostgreSQL.",
     "registry": "The champion: promote, roll back, history, status (docs/registry.md).",
+    "publish": "Log what DVC holds to the tracking store and register the champion; no training.",
 }
 # A command whose module is not named after it (pipeline/registry.py is the MLflow service);
 # tools/stage_deps.py holds the same mapping.
