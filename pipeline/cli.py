@@ -25,7 +25,12 @@ COMMANDS = {
     "ui": "Start the MLflow UI on the project's store, opened on its runs.",
     "plots-template": "Write the page `dvc plots show` renders into, usable offline.",
     "tracking-server": "Start, stop or check a team's MLflow tracking server on PostgreSQL.",
+    "registry": "The champion: promote, roll back, history, status (docs/registry.md).",
+    "publish": "Log what DVC holds to the tracking store and register the champion; no training.",
 }
+# A command whose module is not named after it (pipeline/registry.py is the MLflow service);
+# tools/stage_deps.py holds the same mapping.
+MODULES = {"registry": "registry_cli"}
 
 
 class ReportsPipelineErrors:
@@ -44,8 +49,9 @@ class PipelineCommand(ReportsPipelineErrors, click.Command):
 
 
 class StageGroup(ReportsPipelineErrors, click.Group):
-    """Imports a command's module (`pipeline/<name with _ for ->.py`) only when the command
-    runs (TensorFlow is slow to import); errors are reported as ReportsPipelineErrors says."""
+    """Imports a command's module (`pipeline/<name with _ for ->.py`, or MODULES) only when the
+    command runs (TensorFlow is slow to import); errors are reported as ReportsPipelineErrors
+    says."""
 
     def invoke(self, ctx):
         if ctx.params.get("verbose"):
@@ -65,7 +71,8 @@ class StageGroup(ReportsPipelineErrors, click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        return importlib.import_module(f"pipeline.{name.replace('-', '_')}").command
+        module = MODULES.get(name, name.replace("-", "_"))
+        return importlib.import_module(f"pipeline.{module}").command
 
 
 @click.group(cls=StageGroup)

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
+import yaml
 from sklearn import metrics as skm
 
-from pipeline import bundle, ensemble
+from pipeline import bundle, ensemble, promotion
 from pipeline.ensemble import EnsembleConfig
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_dir, read_json, read_jsonl, write_json
+from pipeline.io import atomic_dir, read_json, read_jsonl, sha256_file, write_json
 from pipeline.options import input_dir, params_option, path_option
-from pipeline.probability import labels_of, log_loss
-from pipeline.project import repo_root
+from pipeline.probability import labels_of
+from pipeline.project import git_commit, repo_root, uncommitted
 from pipeline.report import markdown_table
-from pipeline.schema import METRICS, load_section
+from pipeline.schema import load_section
+from pipeline.scoring import LOWER_IS_BETTER, METRICS, scores
 from pipeline.serving import Bundle
 
-LOWER_IS_BETTER = {"log_loss"}
+__all__ = ["LOWER_IS_BETTER", "METRICS", "scores"]  # where they were before pipeline/scoring.py
 EVAL_SPLITS = ("validation", "test")
 SUMMARY_METRICS = ("accuracy", "f1", "roc_auc")
 CURVE_POINTS = 200
+PIPELINE_FILES = ("params.yaml", "dvc.yaml")  # a champion's commit must hold these as they ran
 TABLE_COLUMNS = (
     "rank",
     "variant",
@@ -45,7 +49,13 @@ class EvaluateConfig:
     registered_model: str
     select_by: str
     gate: dict[str, float]
+    promote_margin: float
     ensemble: EnsembleConfig | None = None
+
+    @property
+    def rule(self) -> promotion.Rule:
+        lower_is_better = self.select_by in LOWER_IS_BETTER
+        return promotion.Rule(self.select_by, lower_is_better, self.promote_margin)
 
     @classmethod
     def from_params(cls, section: dict, variants: list[str]) -> EvaluateConfig:
@@ -60,19 +70,6 @@ class Verdict:
     champion: str
     passed: bool
     reasons: list[str]
-
-
-def scores(labels: np.ndarray, probability: np.ndarray) -> dict:
-    predicted = labels_of(probability)
-    return {
-        "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
-        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
-        "roc_auc": float(skm.roc_auc_score(labels, probability)),
-        "log_loss": log_loss(labels, probability),
-        "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
-    }
 
 
 def score_variant(model: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
@@ -221,17 +218,31 @@ def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     verdict = choose(results, cfg)
     rows, markdown = leaderboard(results, extras, cfg, verdict)
     registry.log_evaluation(runs, results)
-    registered = registry.promote(cfg, verdict, runs[verdict.champion], results[verdict.champion])
+    winner = ensemble_dir if verdict.champion == ensemble.NAME else models_dir / verdict.champion
+    digests = {
+        "data_digest": sha256_file(data_dir / "train.jsonl")[:16],  # as train.py tags its runs
+        "model_digest": bundle.digest(winner),
+    }
+    outcome = registry.evaluate_candidate(
+        cfg.registered_model,
+        cfg.rule,
+        verdict,
+        runs[verdict.champion],
+        results[verdict.champion],
+        splits,
+        run_origin(),
+        promotion.digest(_all_params(params_path)),
+    )
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "summary.json", summary(verdict, results[verdict.champion]))
         write_json(tmp / "metrics.json", _scalar_metrics(results))
         write_json(tmp / "variants.json", variant_accuracies(results))
         write_json(tmp / "leaderboard.json", rows)
         (tmp / "leaderboard.md").write_text(markdown, encoding="utf-8")
-        write_json(tmp / "champion.json", champion_record(cfg, verdict, results))
+        write_json(tmp / "champion.json", {**champion_record(cfg, verdict, results), **digests})
         _write_plots(tmp / "plots", labels, probabilities, verdict.champion, runs_dir, variants)
     click.echo(markdown)
-    _say_what_was_registered(cfg, verdict, registered)
+    say_what_was_decided(cfg, verdict, outcome)
 
 
 def summary(verdict: Verdict, champion: dict) -> dict:
@@ -263,20 +274,45 @@ def champion_record(cfg: EvaluateConfig, verdict: Verdict, results: dict) -> dic
     }
 
 
-def _say_what_was_registered(cfg: EvaluateConfig, verdict: Verdict, registered: dict) -> None:
-    name = f"{cfg.registered_model}@champion"
-    version = registered["version"]
-    if not verdict.passed:
+def run_origin() -> promotion.Origin:
+    """Where this evaluation runs from: commit, uncommitted pipeline files, DVC experiment."""
+    cwd = Path.cwd()
+    return promotion.Origin(
+        commit=git_commit(cwd),
+        uncommitted=uncommitted(cwd, PIPELINE_FILES),
+        dvc_experiment=os.environ.get("DVC_EXP_NAME") or None,
+        dvc_baseline=os.environ.get("DVC_EXP_BASELINE_REV") or None,
+    )
+
+
+def _all_params(params_path: Path) -> dict:
+    with params_path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def say_what_was_decided(cfg: EvaluateConfig, verdict: Verdict, outcome) -> None:
+    """The decision, in one or two lines: what was registered, where @champion points."""
+    name, decision = cfg.registered_model, outcome.decision
+    if verdict.reasons:
         click.secho(
             f"champion candidate {verdict.champion} failed the gate "
-            f"({'; '.join(verdict.reasons)}); {name} was left unchanged (version {version})",
+            f"({'; '.join(verdict.reasons)}); {name}@champion was left unchanged "
+            f"(version {outcome.champion}); it is {name} version {outcome.version} (@challenger)",
             fg="yellow",
         )
-    elif registered["changed"]:
-        click.echo(f"champion: {verdict.champion} -> {name} is now version {registered['version']}")
+    elif decision.outcome == promotion.PROMOTED:
+        click.echo(
+            f"champion: {verdict.champion} -> {name}@champion is now version {outcome.version} "
+            f"({decision.reason})"
+        )
+    elif decision.outcome == promotion.ALREADY:
+        click.echo(
+            f"champion: {verdict.champion}, already {name}@champion (version {outcome.version})"
+        )
     else:
         click.echo(
-            f"champion: {verdict.champion}, already {name} (version {registered['version']})"
+            f"challenger: {verdict.champion} is {name} version {outcome.version} (@challenger); "
+            f"{name}@champion stays version {outcome.champion}: {decision.reason}"
         )
 
 

@@ -49,3 +49,16 @@ def copy_project(source: Path, dest: Path) -> None:
     identity = ["-c", "user.name=pipeline", "-c", "user.email=pipeline@localhost"]
     for args in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "project snapshot"]):
         subprocess.run(["git", *args], cwd=dest, check=True)
+
+
+def uncommitted(cwd: Path, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of these files differ from the git commit (staged or not, or untracked)."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--", *names],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    changed = {line[3:].strip() for line in result.stdout.splitlines()}
+    return tuple(name for name in names if any(c.endswith(name) for c in changed))

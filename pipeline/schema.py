@@ -239,6 +239,7 @@ class Evaluate(Section):
     PARTS = {"gate": Gate, "ensemble": Ensemble}
     registered_model: typed(TEXT)
     select_by: typed(one_of(*METRICS))
+    promote_margin: typed(number(0))  # the least gain in validation `select_by` that promotes
     gate: typed(MAPPING)
     ensemble: typed(MAPPING.or_null())
 

@@ -346,3 +346,24 @@ def variant_run(
     with tracked_run(experiment, name, tags):
         mlflow.log_params(params)
         yield VariantLogger()
+
+
+def publish_variant_run(
+    experiment: str,
+    variant: str,
+    folder: Path,
+    tags: dict[str, str],
+    params: dict,
+    history: list[dict],
+    metrics: dict,
+) -> str:
+    """Log a run for a model trained elsewhere (DVC's outputs): its params, per-epoch curves,
+    training metrics and the model, nothing retrained. Returns the run id."""
+    with tracked_run(experiment, run_name(variant), tags) as run:
+        mlflow.log_params(params)
+        for row in history:
+            values = {k: float(v) for k, v in row.items() if k != "epoch"}
+            VariantLogger.log_epoch(values, int(row["epoch"]))
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        log_pyfunc(folder)
+    return run.info.run_id

@@ -18,8 +18,8 @@ import mlflow
 from mlflow import MlflowClient
 
 from pipeline.options import params_option
-from pipeline.params import read_section
 from pipeline.project import repo_root
+from pipeline.schema import load_section
 from pipeline.tracking import configure, experiment_id, store_is_local
 
 # Beside the tracking server (`make server`, 5000) and the model server (`serve`, 8080).
@@ -92,7 +92,7 @@ def command(params_path: Path, host: str, port: int):
     """Start a light `mlflow ui` on the project's store; print its leaderboard's address."""
     root = repo_root()
     configure(root)
-    experiment = experiment_id(read_section(params_path, "train")["experiment"], root)
+    experiment = experiment_id(load_section(params_path, "train")["experiment"], root)
     save_leaderboard_view(experiment)
     uri = mlflow.get_tracking_uri()
     if not store_is_local():  # a tracking server has its own UI

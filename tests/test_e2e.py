@@ -55,8 +55,10 @@ def _runs(client, name="korean-sentiment", execution=SAMPLE_EXECUTION):
     return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id], query)}
 
 
-def test_nothing_reruns_when_nothing_changed(repo):
-    assert stages_run(sh(["dvc", "repro"], repo).stdout) == ALWAYS_CHANGED
+def test_nothing_reruns_when_nothing_changed_but_the_registry_is_checked(repo):
+    output = sh(["dvc", "repro"], repo).stdout
+    assert stages_run(output) == ALWAYS_CHANGED
+    assert f"registry: {MODEL}@champion is this workspace's model: version 1" in output
     assert stale_stages(repo) == set()
 
 
@@ -185,6 +187,9 @@ def test_champion_is_registered_and_predicts_raw_text(repo, client):
     assert {"val_accuracy", "test_accuracy", "data.digest", "git_commit", "run_id"} <= set(
         champion.tags
     )
+    assert set(champion.aliases) == {"challenger", "champion"}
+    assert champion.tags["decision"] == "promoted"
+    assert champion.tags["model.digest"] == chosen["model_digest"]
     assert champion.description
     model = mlflow.pyfunc.load_model(CHAMPION)
     out = model.predict(
@@ -399,8 +404,27 @@ def test_mlflow_run_main_entry_runs_the_pipeline(repo, client):
     assert run.info.status == "FINISHED"
 
 
-def test_dvc_exp_run_temp_logs_into_the_repo_store(repo, client):
-    sh(["dvc", "exp", "run", "--temp", "-S", "train.variants.notebook.units=16"], repo)
+def test_dvc_exp_run_temp_logs_into_the_repo_store_and_never_moves_the_champion(repo, client):
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
+    result = sh(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--temp",
+            "-S",
+            "train.variants.notebook.units=16",
+            "-S",
+            "evaluate.select_by=log_loss",
+        ],
+        repo,
+    )
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion
+    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    if challenger.version != champion:  # the experiment's best is another model
+        assert challenger.tags["dvc.exp_name"] and challenger.tags["params.digest"]
+        assert "a DVC experiment (" in challenger.tags["decision_reason"]
+        assert "python -m pipeline registry promote" in result.stdout
     runs = client.search_runs(
         [client.get_experiment_by_name("korean-sentiment").experiment_id],
         "tags.variant = 'notebook' and params.units = '16'",
@@ -450,3 +474,41 @@ def test_sigterm_ends_the_run_killed_and_writes_no_model(repo, client):
     assert process.wait(timeout=120) != 0
     assert client.search_runs([experiment], query)[0].info.status == "KILLED"
     assert not model_dir.exists()
+
+
+def test_registry_commands_promote_roll_back_and_explain(repo, client):
+    """The commands docs/registry.md shows, on a second version made from the notebook's run."""
+    registry = [sys.executable, "-m", "pipeline", "registry"]
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    notebook = _runs(client)["notebook"]
+    version = client.create_model_version(
+        MODEL, f"runs:/{notebook.info.run_id}/model", notebook.info.run_id
+    )
+    number = str(version.version)
+    for key in ("data.digest", "select_by"):
+        client.set_model_version_tag(MODEL, number, key, champion.tags[key])
+    client.set_model_version_tag(MODEL, number, "variant", "notebook")
+    refused = sh([*registry, "promote", "--version", number], repo, check=False)
+    assert refused.returncode == 1 and f"error: version {number} (notebook): refused" in (
+        refused.stderr
+    )
+    forced = sh(
+        [*registry, "promote", "--version", number, "--force", "--reason", "rollout drill"], repo
+    )
+    assert f"{MODEL}@champion is version {number}" in forced.stdout
+    warned = sh([*registry, "status"], repo)
+    assert "registry warning: korean-sentiment@champion (version" in warned.stderr
+    assert "promoted by force by registry promote" in warned.stderr
+    assert f"registry promote --version {champion.version}" in warned.stderr
+    back = sh([*registry, "rollback"], repo)
+    assert f"{MODEL}@champion is version {champion.version} again" in back.stdout
+    assert "is this workspace's model" in sh([*registry, "status"], repo).stdout
+    history = sh([*registry, "history"], repo).stdout.splitlines()
+    assert (
+        history[0].startswith(f"v{number} [") and "rolled back by registry rollback" in history[0]
+    )
+    assert any("restored by registry rollback" in line for line in history[1:])
+    assert (
+        "already champion"
+        in sh([*registry, "promote", "--version", str(champion.version)], repo).stdout
+    )

@@ -9,11 +9,13 @@ from pipeline.evaluate import (
     curve_points,
     ensemble_scores,
     leaderboard,
+    run_origin,
     scores,
     variant_accuracies,
 )
 
-CFG = EvaluateConfig("model", "accuracy", {"accuracy": 0.7})
+SECTION = {"registered_model": "m", "select_by": "accuracy", "gate": {}, "promote_margin": 0.01}
+CFG = EvaluateConfig("model", "accuracy", {"accuracy": 0.7}, promote_margin=0.0)
 
 
 def result(val, test):
@@ -52,7 +54,7 @@ def test_variant_accuracies_are_validation_only_and_rounded():
 
 def test_lower_is_better_metric():
     results = {"a": result(0.80, 0.99), "b": result(0.85, 0.60)}
-    cfg = EvaluateConfig("model", "log_loss", {"log_loss": 0.3})
+    cfg = EvaluateConfig("model", "log_loss", {"log_loss": 0.3}, promote_margin=0.0)
     verdict = choose(results, cfg)
     assert verdict.champion == "b" and verdict.passed
 
@@ -64,7 +66,7 @@ def test_gate_blocks_a_weak_champion():
 
 
 def test_ensemble_members_are_checked_against_the_variants():
-    section = {"registered_model": "m", "select_by": "accuracy", "gate": {}}
+    section = SECTION
     cfg = EvaluateConfig.from_params({**section, "ensemble": {"members": ["a", "b"]}}, ["a", "b"])
     assert cfg.ensemble.members == ("a", "b")
     assert EvaluateConfig.from_params(section, ["a", "b"]).ensemble is None
@@ -104,3 +106,29 @@ def test_curves_are_thinned():
     points = curve_points(rng.integers(0, 2, 5000), rng.random(5000))
     assert 2 <= len(points["roc"]) <= 200
     assert points["roc"][0] == {"fpr": 0.0, "tpr": 0.0}
+
+
+def test_promote_margin_comes_from_params():  # its checks: tests/test_schema.py
+    assert EvaluateConfig.from_params(SECTION, ["a"]).rule.margin == 0.01
+
+
+def test_run_origin_reads_what_dvc_exp_run_sets(tmp_path, monkeypatch):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", *identity, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV", raising=False)
+    committed = run_origin()
+    assert committed.commit and committed.exploration() is None
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    assert run_origin().exploration() == "uncommitted changes to params.yaml"
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1a2b3")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", committed.commit)
+    origin = run_origin()
+    assert origin.exploration() == "a DVC experiment (exp-1a2b3)"
+    assert origin.dvc_baseline == committed.commit

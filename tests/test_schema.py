@@ -172,6 +172,11 @@ def _set(tree: dict, dotted: str, value) -> None:
             "'roc_auc', 'log_loss'",
         ),
         (
+            "evaluate.promote_margin",
+            True,
+            "evaluate.promote_margin: true is not a number at least 0",
+        ),
+        (
             "evaluate.gate.accuracy",
             75,
             "evaluate.gate.accuracy: 75 is not a number from 0 to 1",

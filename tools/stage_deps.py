@@ -17,6 +17,7 @@ import yaml
 
 PACKAGE = "pipeline"
 COMMAND = re.compile(rf"python -m {PACKAGE} ([a-z][a-z-]*)")
+MODULES = {"registry": "registry_cli"}  # as pipeline/cli.py's MODULES
 
 
 def imported_modules(
@@ -108,7 +109,8 @@ def stage_commands(dvc_yaml: dict) -> Iterator[tuple[str, str, list[str]]]:
             listed = [
                 module_name(dep) for dep in body.get("deps", []) if dep.startswith(f"{PACKAGE}/")
             ]
-            yield name, found.group(1).replace("-", "_"), listed
+            command = found.group(1)
+            yield name, MODULES.get(command, command.replace("-", "_")), listed
 
 
 def differences(root: Path) -> list[str]:
