@@ -167,7 +167,12 @@ def test_the_champion_moving_during_the_comparison_is_compared_again(lab, name):
 
 def write_params(tmp_path, name: str, margin: float = 0.0):
     params = tmp_path / "params.yaml"
-    section = {"registered_model": name, "select_by": "accuracy", "promote_margin": margin}
+    section = {
+        "registered_model": name,
+        "select_by": "accuracy",
+        "promote_margin": margin,
+        "gate": {},
+    }
     params.write_text(yaml.safe_dump({"evaluate": section}), encoding="utf-8")
     return params
 
