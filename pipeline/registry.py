@@ -105,7 +105,11 @@ def register_candidate(
         for v in model_versions.all_versions(client, name)
         if digests["model.digest"] and all(v.tags.get(k) == d for k, d in digests.items())
     ]
-    version = same[-1] if same else mlflow.register_model(run["model_uri"], name)
+    version = (  # not mlflow.register_model: it prints "already exists" for the model made above
+        same[-1]
+        if same
+        else client.create_model_version(name, run["model_uri"], run_id=run["run_id"])
+    )
     tags = {
         "variant": variant,
         **digests,
