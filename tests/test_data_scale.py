@@ -28,7 +28,6 @@ with open("/proc/self/status") as f:
 limit = size + headroom * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from pipeline.cli import cli
-from pipeline.io import count_lines
 cli.main([stage, *args])
 """
 HEADROOM_MB = 160
@@ -117,6 +116,7 @@ def under_ceiling(stage: str, args: list[str], headroom_mb: int) -> subprocess.C
     return subprocess.run(
         [sys.executable, "-c", CEILING, str(headroom_mb), stage, *args],
         env=env,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=900,
