@@ -11,8 +11,9 @@ class balance is NSMC's. Empty reviews stay empty, and copy j of a training text
 the same test text, so every cleaning reason scales by k too.
 
 Each stage runs as `python -m pipeline <stage>` with params.yaml's settings (both tokenizers)
-in a scratch project under --work-dir; its wall time and peak resident memory (the kernel's
-ru_maxrss of that one child, from wait4) are recorded with the documents it read. The outputs'
+in a scratch project under --work-dir, started by a small launcher process; its wall time and
+peak resident memory (the kernel's ru_maxrss of that one process, from wait4) are recorded
+with the documents it read. The outputs'
 sha256 are recorded too: the baseline's and this tree's must be equal. Results merge into --out
 by (code, scale), so scales can be run one at a time.
 """
@@ -28,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import click
@@ -92,20 +92,37 @@ def stage_command(stage: str) -> list[str]:
     }[stage]
 
 
+# Starts the stage and reports its wait4 rusage: a stage started straight from this process
+# would count this process's memory as its own (Linux keeps the peak of the pre-exec copy).
+LAUNCHER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - start
+result = {"status": os.waitstatus_to_exitcode(status), "seconds": seconds, "kb": usage.ru_maxrss}
+open(sys.argv[1], "w").write(json.dumps(result))
+"""
+
+
 def run_stage(code: Path, work: Path, stage: str) -> dict:
     """Wall seconds and peak RSS of one stage in its own process, niced like its caller."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     args = [sys.executable, "-m", "pipeline", stage, *stage_command(stage)]
-    start = time.perf_counter()
-    log = work / f"{stage}.log"
+    log, measured = work / f"{stage}.log", work / f"{stage}.json"
     with log.open("wb") as output:
-        child = subprocess.Popen(args, cwd=work, env=env, stdout=output, stderr=output)
-        _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)  # already reaped: no wait() later
-    if child.returncode:
+        subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(measured), *args],
+            cwd=work,
+            env=env,
+            stdout=output,
+            stderr=output,
+            check=False,
+        )
+    result = json.loads(measured.read_text())
+    if result["status"]:
         raise click.ClickException(f"{stage} failed:\n{log.read_text()[-3000:]}")
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return {"seconds": round(result["seconds"], 1), "peak_rss_mb": round(result["kb"] / 1024)}
 
 
 def documents_in(work: Path, stage: str) -> int:

@@ -16,7 +16,15 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_dir, count_lines, iter_jsonl, read_json, write_json, write_jsonl
+from pipeline.io import (
+    atomic_dir,
+    atomic_file,
+    count_lines,
+    iter_jsonl,
+    read_json,
+    write_json,
+    write_jsonl,
+)
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.params import check_keys, read_section
 from pipeline.tokenizers import TOKENIZERS_FILE, TokenizerConfig
@@ -60,10 +68,8 @@ def run(
     counts = _Counts(tagged)
     with train_path.open("rb") as f:
         for name, rows in assignment.items():
-            records = _records_at(f.fileno(), index, rows)
-            write_jsonl(
-                out_dir / f"{name}.jsonl", counts.of(records) if name == "train" else records
-            )
+            lines = _lines_at(f.fileno(), index, rows)
+            _write_lines(out_dir / f"{name}.jsonl", counts.of(lines) if name == "train" else lines)
     sizes = {name: len(rows) for name, rows in assignment.items()}
     if test_path is not None:
         write_jsonl(out_dir / "test.jsonl", iter_jsonl(test_path))
@@ -111,37 +117,48 @@ def _line_index(path: Path) -> LineIndex:
     return LineIndex(np.asarray(starts), np.asarray(lengths), np.asarray(labels))
 
 
-def _records_at(fd: int, index: LineIndex, rows: np.ndarray) -> Iterator[dict]:
+def _lines_at(fd: int, index: LineIndex, rows: np.ndarray) -> Iterator[bytes]:
+    """The records' lines as `tokenize` wrote them (json.dumps, one a line), so they are copied
+    as they are instead of parsed and written again."""
     for row in rows:
-        yield json.loads(os.pread(fd, int(index.lengths[row]), int(index.starts[row])))
+        line = os.pread(fd, int(index.lengths[row]), int(index.starts[row]))
+        yield line if line.endswith(b"\n") else line + b"\n"
+
+
+def _write_lines(path: Path, lines: Iterable[bytes]) -> None:
+    with atomic_file(path) as tmp, tmp.open("wb") as f:
+        f.writelines(lines)
 
 
 class _Counts:
-    """Token and character counts of the training records, gathered as they are written."""
+    """Token counts of the training records, gathered as their lines are written; the
+    characters' counts follow from the tokens' (each token's count, once per character)."""
 
     def __init__(self, tagged: Mapping[str, bool]):
         self.tagged = tagged
         self.tokens: dict[str, Counter] = {}
-        self.pieces: dict[str, Counter] = {}
 
-    def of(self, records: Iterable[dict]) -> Iterator[dict]:
-        for record in records:
-            for name, tokens in record["tokens"].items():
+    def of(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            for name, tokens in json.loads(line)["tokens"].items():
                 self.tokens.setdefault(name, Counter()).update(tokens)
-                tagged = self.tagged[name]
-                self.pieces.setdefault(name, Counter()).update(
-                    char for token in tokens for char in form_of(token, tagged)
-                )
-            yield record
+            yield line
 
     def vocabularies(self, cfg: SplitConfig) -> dict[str, dict]:
         return {
             name: {
-                "tokens": vocab_of(self.tokens[name], cfg.min_freq, cfg.max_vocab),
-                "pieces": pieces_of(self.pieces[name], cfg.min_freq),
+                "tokens": vocab_of(counts, cfg.min_freq, cfg.max_vocab),
+                "pieces": pieces_of(self._characters(name), cfg.min_freq),
             }
-            for name in self.tokens
+            for name, counts in self.tokens.items()
         }
+
+    def _characters(self, name: str) -> Counter:
+        characters: Counter = Counter()
+        for token, count in self.tokens[name].items():
+            for char in form_of(token, self.tagged[name]):
+                characters[char] += count
+        return characters
 
 
 @click.command("split")
