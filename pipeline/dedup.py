@@ -21,33 +21,35 @@ FLUSH_EVERY = 1 << 16  # digests buffered before they are appended to their part
 
 
 class DigestFiles:
-    """Appends (digest, row, label) of one table's texts to its partition files."""
+    """Appends (digest, row, label) of one table's texts to its partition files; a text's row is
+    its place among the texts added (0, 1, 2...)."""
 
     def __init__(self, folder: Path, name: str):
         self.folder, self.name = folder, name
-        self.keys, self.rows, self.labels = bytearray(), [], bytearray()
-        self.count = 0
+        self.keys: list[bytes] = []
+        self.labels = bytearray()
+        self.count = 0  # texts flushed
 
-    def add(self, row: int, text: str, label: int) -> None:
-        self.keys += hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-        self.rows.append(row)
+    def add(self, text: str, label: int) -> None:
+        self.keys.append(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest())
         self.labels.append(label)
-        self.count += 1
-        if len(self.rows) >= FLUSH_EVERY:
+        if len(self.keys) >= FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows:
+        if not self.keys:
             return
-        batch = np.empty(len(self.rows), dtype=RECORD)
-        batch["key"] = np.frombuffer(bytes(self.keys), dtype="V16")
-        batch["row"] = self.rows
+        keys = b"".join(self.keys)
+        batch = np.empty(len(self.keys), dtype=RECORD)
+        batch["key"] = np.frombuffer(keys, dtype="V16")
+        batch["row"] = np.arange(self.count, self.count + len(self.keys))
         batch["label"] = np.frombuffer(bytes(self.labels), dtype="u1")
-        partition = np.frombuffer(bytes(self.keys), dtype="u1")[::16] % PARTITIONS
+        partition = np.frombuffer(keys, dtype="u1")[::16] % PARTITIONS
         for number in np.unique(partition):
             with partition_path(self.folder, self.name, number).open("ab") as f:
                 f.write(batch[partition == number].tobytes())
-        self.keys, self.rows, self.labels = bytearray(), [], bytearray()
+        self.count += len(self.keys)
+        self.keys, self.labels = [], bytearray()
 
 
 def partition_path(folder: Path, name: str, number: int) -> Path:

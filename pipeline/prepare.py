@@ -172,7 +172,7 @@ def _check_counts(
 
 def _write_candidates(rows: Iterable[Row], path: Path, digests: DigestFiles) -> tuple[int, int]:
     """(rows read, empty rows); every non-empty document goes to `path` and its digest to
-    `digests`, numbered by its line in `path`."""
+    `digests` (whose row numbers are then the lines of `path`)."""
     counts = {"read": 0, "empty": 0}
 
     def records() -> Iterator[dict]:
@@ -182,7 +182,7 @@ def _write_candidates(rows: Iterable[Row], path: Path, digests: DigestFiles) -> 
             if not text:
                 counts["empty"] += 1
                 continue
-            digests.add(digests.count, text, row.label)
+            digests.add(text, row.label)
             yield {"text": text, "label": row.label}
 
     write_jsonl(path, records())
@@ -210,7 +210,7 @@ def _write_test(rows: Iterable[Row], path: Path, digests: DigestFiles) -> TestCo
     counts = TestCounts()
 
     def records() -> Iterator[dict]:
-        for number, row in enumerate(rows):
+        for row in rows:
             counts.read += 1
             text = normalize_text(row.text)
             if not text:
@@ -218,7 +218,7 @@ def _write_test(rows: Iterable[Row], path: Path, digests: DigestFiles) -> TestCo
                 continue
             counts.kept += 1
             counts.positive += row.label
-            digests.add(number, text, row.label)
+            digests.add(text, row.label)
             yield {"text": text, "label": row.label}
 
     write_jsonl(path, records())

@@ -32,12 +32,12 @@ def test_matches_the_in_memory_rule_across_partitions_and_flushes(tmp_path, monk
     train = [(rng.choice(texts), rng.choice((0, 0, 1))) for _ in range(2000)]
     test = {rng.choice(texts) for _ in range(60)}
     digests = DigestFiles(tmp_path, "train")
-    for row, (text, label) in enumerate(train):
-        digests.add(row, text, label)
+    for text, label in train:
+        digests.add(text, label)
     digests.flush()
     test_digests = DigestFiles(tmp_path, "test")
-    for row, text in enumerate(sorted(test)):
-        test_digests.add(row, text, 1)
+    for text in sorted(test):
+        test_digests.add(text, 1)
     test_digests.flush()
 
     verdict = resolve(tmp_path, len(train), test=True)
@@ -53,11 +53,23 @@ def test_matches_the_in_memory_rule_across_partitions_and_flushes(tmp_path, monk
     assert len(list(tmp_path.glob("train-*.bin"))) == dedup.PARTITIONS
 
 
-def test_rows_without_a_text_are_never_kept(tmp_path):
+def test_rows_are_numbered_in_the_order_added_across_flushes(tmp_path, monkeypatch):
+    monkeypatch.setattr(dedup, "FLUSH_EVERY", 2)
     digests = DigestFiles(tmp_path, "train")
-    digests.add(1, "좋다", 1)
-    digests.add(3, "좋다", 1)
+    for text in ("가", "나", "가", "다", "나"):
+        digests.add(text, 1)
     digests.flush()
-    verdict = resolve(tmp_path, 5, test=False)  # rows 0, 2 and 4 were empty: never added
-    assert verdict.keep.tolist() == [False, True, False, False, False]
-    assert (verdict.duplicate, verdict.conflicting, verdict.in_test) == (1, 0, 0)
+    assert digests.count == 5
+    verdict = resolve(tmp_path, 5, test=False)
+    assert verdict.keep.tolist() == [True, True, False, True, False]
+    assert (verdict.duplicate, verdict.conflicting, verdict.in_test) == (2, 0, 0)
+
+
+def test_a_text_seen_with_both_labels_is_dropped_in_every_copy(tmp_path):
+    digests = DigestFiles(tmp_path, "train")
+    for text, label in (("애매", 1), ("좋다", 1), ("애매", 0), ("애매", 1)):
+        digests.add(text, label)
+    digests.flush()
+    verdict = resolve(tmp_path, 4, test=False)
+    assert verdict.keep.tolist() == [False, True, False, False]
+    assert (verdict.duplicate, verdict.conflicting, verdict.kept_positive) == (0, 3, 1)
