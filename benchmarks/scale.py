@@ -11,9 +11,10 @@ class balance is NSMC's. Empty reviews stay empty, and copy j of a training text
 the same test text, so every cleaning reason scales by k too.
 
 Each stage runs as `python -m pipeline <stage>` with params.yaml's settings (both tokenizers)
-in a scratch project under --work-dir, started by a small launcher process; its wall time and
-peak resident memory (the kernel's ru_maxrss of that one process, from wait4) are recorded
-with the documents it read. The outputs'
+in a scratch project under --work-dir, started by a small launcher process; its wall time, CPU
+time (user + system, all its threads: the measure that survives a shared machine) and peak
+resident memory (the kernel's ru_maxrss of that one process, from wait4) are recorded with the
+documents it read. The outputs'
 sha256 are recorded too: the baseline's and this tree's must be equal. Results merge into --out
 by (code, scale), so scales can be run one at a time.
 """
@@ -100,7 +101,9 @@ start = time.perf_counter()
 child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
 seconds = time.perf_counter() - start
-result = {"status": os.waitstatus_to_exitcode(status), "seconds": seconds, "kb": usage.ru_maxrss}
+cpu = usage.ru_utime + usage.ru_stime
+status = os.waitstatus_to_exitcode(status)
+result = {"status": status, "seconds": seconds, "cpu": cpu, "kb": usage.ru_maxrss}
 open(sys.argv[1], "w").write(json.dumps(result))
 """
 
@@ -122,7 +125,11 @@ def run_stage(code: Path, work: Path, stage: str) -> dict:
     result = json.loads(measured.read_text())
     if result["status"]:
         raise click.ClickException(f"{stage} failed:\n{log.read_text()[-3000:]}")
-    return {"seconds": round(result["seconds"], 1), "peak_rss_mb": round(result["kb"] / 1024)}
+    return {
+        "seconds": round(result["seconds"], 1),
+        "cpu_seconds": round(result["cpu"], 1),
+        "peak_rss_mb": round(result["kb"] / 1024),
+    }
 
 
 def documents_in(work: Path, stage: str) -> int:
@@ -155,6 +162,7 @@ def measure(code: Path, label: str, scale: int, corpus: Path, work: Path) -> dic
         documents = documents_in(folder, stage)
         result["documents"] = documents
         result["seconds_per_1000_docs"] = round(result["seconds"] / documents * 1000, 3)
+        result["cpu_seconds_per_1000_docs"] = round(result["cpu_seconds"] / documents * 1000, 3)
         stages[stage] = result
         click.echo(f"{label} {scale}x {stage}: {result}", err=True)
     return {
@@ -236,14 +244,16 @@ def main(nsmc_dir, scales, baseline, baseline_scales, work_dir, out, limit):
 
 def table(result: dict) -> str:
     lines = [
-        "| code | k | stage | documents | wall s | s / 1,000 docs | peak RSS MB | outputs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| code | k | stage | documents | wall s | wall s / 1,000 docs | CPU s / 1,000 docs "
+        "| peak RSS MB | outputs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         for stage, s in run["stages"].items():
             lines.append(
                 f"| {run['code']} | {run['scale']}× | {stage} | {s['documents']:,} | "
-                f"{s['seconds']} | {s['seconds_per_1000_docs']} | {s['peak_rss_mb']:,} | "
+                f"{s['seconds']} | {s['seconds_per_1000_docs']} | "
+                f"{s.get('cpu_seconds_per_1000_docs', '–')} | {s['peak_rss_mb']:,} | "
                 f"{run['outputs_sha256'][:12]} |"
             )
     return "\n".join(lines)
