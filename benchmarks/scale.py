@@ -212,12 +212,13 @@ def merged(out: Path, runs: list[dict]) -> dict:
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/scale.json")
 @click.option("--limit", type=int, default=None, help="Only the first N rows of each file.")
-def main(nsmc_dir, scales, baseline, baseline_scales, work_dir, out, limit):
+@click.option("--baseline-only", is_flag=True, help="Measure the baseline revision alone.")
+def main(nsmc_dir, scales, baseline, baseline_scales, work_dir, out, limit, baseline_only):
     """Time and peak memory of the data stages on k times NSMC."""
     ks = [int(k) for k in scales.split(",")]
     baseline_ks = [int(k) for k in baseline_scales.split(",")] if baseline_scales else ks
     work = Path(work_dir or tempfile.mkdtemp(prefix="scale-"))
-    codes = [(REPO, tree_label())]
+    codes = [] if baseline_only else [(REPO, tree_label())]
     if baseline:
         codes.insert(0, (baseline_tree(baseline, work / "baseline"), revision_label(baseline)))
     runs = []
