@@ -27,9 +27,21 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_jsonl(path: Path) -> list[dict]:
     """One record per line; a `.gz` file (a split packed to be copied elsewhere) is unpacked."""
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """The records of a JSON Lines file one at a time, never the whole file in memory."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
@@ -59,6 +71,14 @@ def atomic_file(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def scratch_dir(near: Path) -> Iterator[Path]:
+    """A temporary folder beside `near` (on its disk, not in a small /tmp), removed afterwards."""
+    near.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{near.name}.scratch.", dir=near.parent) as name:
+        yield Path(name)
 
 
 @contextlib.contextmanager

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 
+from pipeline.dedup import DigestFiles, Verdict, resolve
 from pipeline.download import fetch_nsmc, verify_local
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_dir, write_json, write_jsonl
+from pipeline.io import atomic_dir, atomic_file, scratch_dir, write_json, write_jsonl
 from pipeline.options import params_option, path_option
 from pipeline.schema import load_section
-from pipeline.sources import NSMC_FORMAT, Row, TableFormat, read_table
+from pipeline.sources import NSMC_FORMAT, Row, TableFormat, TableRows
 from pipeline.text import normalize_text
 
 VERIFY_HINT = "for an equivalent corpus with other checksums, set data.nsmc_verify: false"
@@ -75,106 +77,146 @@ def _check_file_settings(cfg: DataConfig) -> None:
 
 @dataclass(frozen=True)
 class Table:
-    """The rows of one data file, with the file's path and format for error messages."""
+    """The rows of one data file (read from disk as they are iterated, never held in memory),
+    with the file's path and format for error messages."""
 
     path: Path
-    rows: list[Row]
+    rows: Iterable[Row]
     fmt: TableFormat
 
 
-@dataclass(frozen=True)
-class Prepared:
-    train: list[dict]
-    test: list[dict] | None
-    report: dict
+def run(train_table: Table, test_table: Table | None, out_dir: Path) -> dict:
+    """Normalise, drop empty documents, de-duplicate training data and remove test overlap;
+    write train.jsonl (and test.jsonl) into `out_dir` and return the report.
+
+    Streams: each file is read once; the non-empty training documents wait in a scratch file
+    until the verdict on repeats is known. Memory holds one byte per training document and one
+    partition of digests (pipeline.dedup)."""
+    with scratch_dir(out_dir) as scratch:
+        candidates = scratch / "train.jsonl"
+        digests = DigestFiles(scratch, "train")
+        train_read, empty_train = _write_candidates(train_table.rows, candidates, digests)
+        test = None
+        if test_table is not None:
+            test = _write_test(
+                test_table.rows, out_dir / "test.jsonl", DigestFiles(scratch, "test")
+            )
+        verdict = resolve(scratch, digests.count, test is not None)
+        kept = int(verdict.keep.sum())
+        _check_counts(train_table, test_table, train_read, empty_train, test, verdict)
+        _copy_kept_lines(candidates, verdict.keep, out_dir / "train.jsonl")
+    return {
+        "rows_read": {"train": train_read, "test": test.read if test else 0},
+        "dropped": {
+            "empty_train": empty_train,
+            "empty_test": test.empty if test else 0,
+            "duplicate": verdict.duplicate,
+            "conflicting_label": verdict.conflicting,
+            "in_test_set": verdict.in_test,
+        },
+        "rows_kept": {"train": kept, "test": test.kept if test else 0},
+        "positive_share": {
+            "train": _share(verdict.kept_positive, kept),
+            "test": _share(test.positive, test.kept) if test else None,
+        },
+    }
 
 
-def run(train_table: Table, test_table: Table | None) -> Prepared:
-    """Normalise, drop empty documents, de-duplicate training data and remove test overlap."""
-    train_rows, test_rows = train_table.rows, test_table.rows if test_table else None
-    train, dropped_empty_train = _non_empty(train_rows)
-    train, dropped_conflict, dropped_duplicate = _deduplicated(train)
-    test = None
-    dropped_empty_test = 0
-    if test_rows is not None:
-        test, dropped_empty_test = _non_empty(test_rows)
-        test_texts = {text for text, _ in test}
-        kept = [(text, label) for text, label in train if text not in test_texts]
-        dropped_overlap = len(train) - len(kept)
-        train = kept
-    else:
-        dropped_overlap = 0
-    if not train:
+def _check_counts(
+    train_table: Table,
+    test_table: Table | None,
+    train_read: int,
+    empty_train: int,
+    test: TestCounts | None,
+    verdict: Verdict,
+) -> None:
+    """Nothing left, or one class only: the first of these faults, named by its file."""
+    kept = int(verdict.keep.sum())
+    if not kept:
         raise PipelineError(
             f"{train_table.path}: no training documents left after cleaning "
-            f"({len(train_rows)} rows read: {dropped_empty_train} empty, "
-            f"{dropped_duplicate} duplicate, {dropped_conflict} with conflicting labels, "
-            f"{dropped_overlap} also in the test file)"
+            f"({train_read} rows read: {empty_train} empty, "
+            f"{verdict.duplicate} duplicate, {verdict.conflicting} with conflicting labels, "
+            f"{verdict.in_test} also in the test file)"
         )
-    if test is not None and not test:
+    if test is not None and not test.kept:
         raise PipelineError(
             f"{test_table.path}: no test documents left after cleaning "
-            f"(all {len(test_rows)} rows have an empty text)"
+            f"(all {test.read} rows have an empty text)"
         )
-    _check_both_classes(train_table, train, "training")
+    _check_both_classes(train_table, kept, verdict.kept_positive, "training")
     if test is not None:
-        _check_both_classes(test_table, test, "test")
-    report = {
-        "rows_read": {"train": len(train_rows), "test": len(test_rows or [])},
-        "dropped": {
-            "empty_train": dropped_empty_train,
-            "empty_test": dropped_empty_test,
-            "duplicate": dropped_duplicate,
-            "conflicting_label": dropped_conflict,
-            "in_test_set": dropped_overlap,
-        },
-        "rows_kept": {"train": len(train), "test": len(test or [])},
-        "positive_share": {"train": _positive_share(train), "test": _positive_share(test or [])},
-    }
-    return Prepared(_records(train), None if test is None else _records(test), report)
+        _check_both_classes(test_table, test.kept, test.positive, "test")
 
 
-def _check_both_classes(table: Table, pairs: list[tuple[str, int]], kind: str) -> None:
-    labels = {label for _, label in pairs}
-    if len(labels) == 1:
-        (only,) = labels
+def _write_candidates(rows: Iterable[Row], path: Path, digests: DigestFiles) -> tuple[int, int]:
+    """(rows read, empty rows); every non-empty document goes to `path` and its digest to
+    `digests` (whose row numbers are then the lines of `path`)."""
+    counts = {"read": 0, "empty": 0}
+
+    def records() -> Iterator[dict]:
+        for row in rows:
+            counts["read"] += 1
+            text = normalize_text(row.text)
+            if not text:
+                counts["empty"] += 1
+                continue
+            digests.add(text, row.label)
+            yield {"text": text, "label": row.label}
+
+    write_jsonl(path, records())
+    digests.flush()
+    return counts["read"], counts["empty"]
+
+
+def _copy_kept_lines(candidates: Path, keep: np.ndarray, path: Path) -> None:
+    with candidates.open("rb") as lines, atomic_file(path) as tmp, tmp.open("wb") as out:
+        for line, kept in zip(lines, keep, strict=True):
+            if kept:
+                out.write(line)
+
+
+@dataclass
+class TestCounts:
+    read: int = 0
+    empty: int = 0
+    kept: int = 0
+    positive: int = 0
+
+
+def _write_test(rows: Iterable[Row], path: Path, digests: DigestFiles) -> TestCounts:
+    """Write the non-empty test documents as given (order and copies kept) and their digests."""
+    counts = TestCounts()
+
+    def records() -> Iterator[dict]:
+        for row in rows:
+            counts.read += 1
+            text = normalize_text(row.text)
+            if not text:
+                counts.empty += 1
+                continue
+            counts.kept += 1
+            counts.positive += row.label
+            digests.add(text, row.label)
+            yield {"text": text, "label": row.label}
+
+    write_jsonl(path, records())
+    digests.flush()
+    return counts
+
+
+def _check_both_classes(table: Table, count: int, positive: int, kind: str) -> None:
+    if positive in (0, count):
+        only = int(positive == count)
         raise PipelineError(
-            f"{table.path}: all {len(pairs)} {kind} documents left after cleaning are labelled "
+            f"{table.path}: all {count} {kind} documents left after cleaning are labelled "
             f"{table.fmt.label_name(only)}; both classes are needed, "
             f"{table.fmt.label_name(1 - only)} too"
         )
 
 
-def _non_empty(rows: list[Row]) -> tuple[list[tuple[str, int]], int]:
-    pairs = [(normalize_text(row.text), row.label) for row in rows]
-    kept = [(text, label) for text, label in pairs if text]
-    return kept, len(pairs) - len(kept)
-
-
-def _deduplicated(pairs: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], int, int]:
-    """Keep the first copy of each text; drop every copy of a text seen with both labels."""
-    labels_of: dict[str, set[int]] = {}
-    for text, label in pairs:
-        labels_of.setdefault(text, set()).add(label)
-    conflicting = {text for text, labels in labels_of.items() if len(labels) > 1}
-    dropped_conflict = sum(1 for text, _ in pairs if text in conflicting)
-    seen: set[str] = set()
-    kept = []
-    for text, label in pairs:
-        if text not in conflicting and text not in seen:
-            seen.add(text)
-            kept.append((text, label))
-    return kept, dropped_conflict, len(pairs) - dropped_conflict - len(kept)
-
-
-def _positive_share(pairs: list[tuple[str, int]]) -> float | None:
-    if not pairs:
-        return None
-    return round(Counter(label for _, label in pairs)[1] / len(pairs), 4)
-
-
-def _records(pairs: list[tuple[str, int]]) -> list[dict]:
-    return [{"text": text, "label": label} for text, label in pairs]
+def _share(positive: int, count: int) -> float | None:
+    return round(positive / count, 4) if count else None
 
 
 def _optional_path(value: str | None) -> Path | None:
@@ -212,7 +254,7 @@ def nsmc_folder(cfg: DataConfig, download_dir: Path) -> tuple[Path, bool]:
 
 
 def _table(path: Path, fmt: TableFormat) -> Table:
-    return Table(path, read_table(path, fmt), fmt)
+    return Table(path, TableRows(path, fmt), fmt)
 
 
 @click.command("prepare")
@@ -225,13 +267,10 @@ def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: P
     """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
     cfg = DataConfig.from_params(load_section(params_path, "data"))
     train_table, test_table, verified = load_tables(cfg, sample_file, download_dir)
-    prepared = run(train_table, test_table)
     with atomic_dir(out_dir) as tmp:
-        write_jsonl(tmp / "train.jsonl", prepared.train)
-        if prepared.test is not None:
-            write_jsonl(tmp / "test.jsonl", prepared.test)
+        prepared = run(train_table, test_table, tmp)
     checked = {} if verified is None else {"verified": verified}
-    write_json(report, {"source": cfg.source, **checked, **prepared.report})
+    write_json(report, {"source": cfg.source, **checked, **prepared})
     if verified is False:
         click.secho(
             f"warning: {cfg.nsmc_dir} was read without checking it against the official NSMC "
@@ -239,6 +278,5 @@ def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: P
             err=True,
             fg="yellow",
         )
-    click.echo(
-        f"prepared {len(prepared.train)} training and {len(prepared.test or [])} test documents"
-    )
+    kept = prepared["rows_kept"]
+    click.echo(f"prepared {kept['train']} training and {kept['test']} test documents")

@@ -48,16 +48,34 @@ NSMC_FORMAT = TableFormat("document", "label", "0", "1")
 
 def read_table(path: Path, fmt: TableFormat) -> list[Row]:
     """Every data row of a CSV/TSV file (at least one); any fault names the file and the line."""
+    return list(iter_table(path, fmt))
+
+
+def iter_table(path: Path, fmt: TableFormat) -> Iterator[Row]:
+    """The rows of read_table one at a time, with the same errors (raised when reached)."""
     if not path.is_file():
         raise PipelineError(f"data file not found: {path}")
+    empty = True
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            rows = list(_rows(path, f, fmt))
+            for row in _rows(path, f, fmt):
+                empty = False
+                yield row
     except UnicodeDecodeError as exc:
         raise PipelineError(undecodable(path, exc)) from exc
-    if not rows:
+    if empty:
         raise PipelineError(f"{path} has a header line but no data rows")
-    return rows
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """The rows of a file, read again from disk on every iteration (never held in memory)."""
+
+    path: Path
+    fmt: TableFormat
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter_table(self.path, self.fmt)
 
 
 def undecodable(path: Path, exc: UnicodeDecodeError) -> str:

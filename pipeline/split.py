@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from collections.abc import Mapping
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from pipeline.io import (
+    atomic_dir,
+    atomic_file,
+    count_lines,
+    iter_jsonl,
+    read_json,
+    write_json,
+    write_jsonl,
+)
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.schema import load_section
 from pipeline.tokenizers import TOKENIZERS_FILE, TokenizerConfig
-from pipeline.vocab import build_pieces, build_vocab
+from pipeline.vocab import form_of, pieces_of, vocab_of
 
 SPLITS = ("train", "validation", "test")
 
@@ -35,35 +48,113 @@ class SplitConfig:
 
 
 def run(
-    train: list[dict], test: list[dict] | None, cfg: SplitConfig, tagged: Mapping[str, bool]
-) -> tuple[dict[str, list[dict]], dict[str, dict]]:
-    """Stratified splits (the given test set is kept whole) and vocabularies from training only.
+    train_path: Path,
+    test_path: Path | None,
+    cfg: SplitConfig,
+    tagged: Mapping[str, bool],
+    out_dir: Path,
+) -> tuple[dict[str, int], dict[str, dict]]:
+    """Stratified splits (the given test file is kept whole) written to `out_dir` as JSON Lines,
+    and the vocabularies from training only; returns the split sizes and the vocabularies.
 
-    `tagged` says per tokenizer whether its tokens end in '/TAG', which pieces leave out."""
+    `tagged` says per tokenizer whether its tokens end in '/TAG', which pieces leave out.
+    Streams: memory holds each record's file offset and label, never the records."""
+    index = _line_index(train_path)
+    assignment = assign(index.labels, test_path is not None, cfg)
+    counts = _Counts(tagged)
+    with train_path.open("rb") as f:
+        for name, rows in assignment.items():
+            lines = _lines_at(f.fileno(), index, rows)
+            _write_lines(out_dir / f"{name}.jsonl", counts.of(lines) if name == "train" else lines)
+    sizes = {name: len(rows) for name, rows in assignment.items()}
+    if test_path is not None:
+        write_jsonl(out_dir / "test.jsonl", iter_jsonl(test_path))
+        sizes["test"] = count_lines(out_dir / "test.jsonl")
+    return {name: sizes[name] for name in SPLITS}, counts.vocabularies(cfg)
+
+
+def assign(labels: np.ndarray, test_given: bool, cfg: SplitConfig) -> dict[str, np.ndarray]:
+    """Row numbers of each split, in the order of its records: sklearn's stratified shuffle over
+    row numbers draws exactly what it draws over the records themselves."""
+    rows = np.arange(len(labels))
     validation_share = cfg.validation_size
-    if test is None:
-        train, test = _stratified(train, cfg.test_size, cfg.seed)
+    parts = {}
+    if not test_given:
+        rows, parts["test"] = _stratified(rows, labels, cfg.test_size, cfg.seed)
         validation_share = cfg.validation_size / (1 - cfg.test_size)  # a share of all documents
-    train, validation = _stratified(train, validation_share, cfg.seed)
-    splits = {"train": train, "validation": validation, "test": test}
-    vocabs = {name: _vocabulary(train, name, cfg, tagged[name]) for name in train[0]["tokens"]}
-    return splits, vocabs
+    parts["train"], parts["validation"] = _stratified(rows, labels, validation_share, cfg.seed)
+    return {name: parts[name] for name in SPLITS if name in parts}
 
 
-def _vocabulary(train: list[dict], name: str, cfg: SplitConfig, tagged: bool) -> dict:
-    documents = [r["tokens"][name] for r in train]
-    return {
-        "tokens": build_vocab(documents, cfg.min_freq, cfg.max_vocab),
-        "pieces": build_pieces(documents, cfg.min_freq, tagged),
-    }
-
-
-def _stratified(records: list[dict], size: float, seed: int) -> tuple[list[dict], list[dict]]:
-    labels = [r["label"] for r in records]
+def _stratified(rows: np.ndarray, labels: np.ndarray, size: float, seed: int):
     try:
-        return train_test_split(records, test_size=size, random_state=seed, stratify=labels)
+        return train_test_split(rows, test_size=size, random_state=seed, stratify=labels[rows])
     except ValueError as exc:
-        raise PipelineError(f"cannot split {len(records)} documents: {exc}") from exc
+        raise PipelineError(f"cannot split {len(rows)} documents: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LineIndex:
+    starts: np.ndarray  # byte offset of each record's line
+    lengths: np.ndarray
+    labels: np.ndarray
+
+
+def _line_index(path: Path) -> LineIndex:
+    starts, lengths, labels = array("q"), array("q"), array("b")
+    offset = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                starts.append(offset)
+                lengths.append(len(line))
+                labels.append(json.loads(line)["label"])
+            offset += len(line)
+    return LineIndex(np.asarray(starts), np.asarray(lengths), np.asarray(labels))
+
+
+def _lines_at(fd: int, index: LineIndex, rows: np.ndarray) -> Iterator[bytes]:
+    """The records' lines as `tokenize` wrote them (json.dumps, one a line), so they are copied
+    as they are instead of parsed and written again."""
+    for row in rows:
+        line = os.pread(fd, int(index.lengths[row]), int(index.starts[row]))
+        yield line if line.endswith(b"\n") else line + b"\n"
+
+
+def _write_lines(path: Path, lines: Iterable[bytes]) -> None:
+    with atomic_file(path) as tmp, tmp.open("wb") as f:
+        f.writelines(lines)
+
+
+class _Counts:
+    """Token counts of the training records, gathered as their lines are written; the
+    characters' counts follow from the tokens' (each token's count, once per character)."""
+
+    def __init__(self, tagged: Mapping[str, bool]):
+        self.tagged = tagged
+        self.tokens: dict[str, Counter] = {}
+
+    def of(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            for name, tokens in json.loads(line)["tokens"].items():
+                self.tokens.setdefault(name, Counter()).update(tokens)
+            yield line
+
+    def vocabularies(self, cfg: SplitConfig) -> dict[str, dict]:
+        return {
+            name: {
+                "tokens": vocab_of(counts, cfg.min_freq, cfg.max_vocab),
+                "pieces": pieces_of(self._characters(name), cfg.min_freq),
+            }
+            for name, counts in self.tokens.items()
+        }
+
+    def _characters(self, name: str) -> Counter:
+        characters: Counter = Counter()
+        for token, count in self.tokens[name].items():
+            for char in form_of(token, self.tagged[name]):
+                characters[char] += count
+        return characters
 
 
 @click.command("split")
@@ -75,21 +166,20 @@ def command(params_path: Path, in_dir: Path, out_dir: Path):
     cfg = SplitConfig.from_params(load_section(params_path, "split"))
     test_path = in_dir / "test.jsonl"
     tokenizers = read_json(in_dir / TOKENIZERS_FILE)
-    splits, vocabs = run(
-        read_jsonl(in_dir / "train.jsonl"),
-        read_jsonl(test_path) if test_path.exists() else None,
-        cfg,
-        {name: TokenizerConfig(**config).tags for name, config in tokenizers.items()},
-    )
     with atomic_dir(out_dir) as tmp:
-        for name, records in splits.items():
-            write_jsonl(tmp / f"{name}.jsonl", records)
+        sizes, vocabs = run(
+            in_dir / "train.jsonl",
+            test_path if test_path.exists() else None,
+            cfg,
+            {name: TokenizerConfig(**config).tags for name, config in tokenizers.items()},
+            tmp,
+        )
         for name, vocab in vocabs.items():
             write_json(tmp / "vocab" / f"{name}.json", {"tokenizer": tokenizers[name], **vocab})
         shutil.copyfile(in_dir / TOKENIZERS_FILE, tmp / TOKENIZERS_FILE)
-    sizes = ", ".join(f"{name} {len(records)}" for name, records in splits.items())
+    sizes_shown = ", ".join(f"{name} {size}" for name, size in sizes.items())
     click.echo(
-        f"split: {sizes}; vocabulary sizes: "
+        f"split: {sizes_shown}; vocabulary sizes: "
         + ", ".join(
             f"{n} {len(v['tokens'])} (+{len(v['pieces'])} pieces)" for n, v in vocabs.items()
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
-from pipeline.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from pipeline.io import atomic_dir, count_lines, iter_jsonl, write_json, write_jsonl
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.schema import load_section
 from pipeline.tokenizers import TOKENIZERS_FILE, Tokenizer, TokenizerConfig, make_tokenizer
@@ -21,20 +22,24 @@ def configs_from_params(section: dict) -> dict[str, TokenizerConfig]:
     return {name: TokenizerConfig(**cfg) for name, cfg in section["tokenizers"].items()}
 
 
-def run(records: list[dict], tokenizers: Mapping[str, Tokenizer], desc: str = "") -> list[dict]:
-    """Return copies of `records` with a `tokens` mapping: tokenizer name -> token list."""
-    texts = [record["text"] for record in records]
-    tokens: dict[str, list[list[str]]] = {name: [] for name in tokenizers}
-    with tqdm(total=len(texts), unit="doc", desc=desc, disable=len(texts) < 10 * CHUNK) as bar:
-        for start in range(0, len(texts), CHUNK):
-            chunk = texts[start : start + CHUNK]
-            for name, tokenize in tokenizers.items():
-                tokens[name].extend(tokenize(chunk))
-            bar.update(len(chunk))
-    return [
-        {**record, "tokens": {name: tokens[name][i] for name in tokenizers}}
-        for i, record in enumerate(records)
-    ]
+def run(
+    records: Iterable[dict], tokenizers: Mapping[str, Tokenizer], chunk: int = CHUNK
+) -> Iterator[dict]:
+    """Copies of `records` with a `tokens` mapping (tokenizer name -> token list), produced
+    `chunk` documents at a time: memory holds one chunk, whatever the corpus size."""
+    records = iter(records)
+    while batch := list(islice(records, chunk)):
+        texts = [record["text"] for record in batch]
+        tokens = {name: tokenize(texts) for name, tokenize in tokenizers.items()}
+        for i, record in enumerate(batch):
+            yield {**record, "tokens": {name: tokens[name][i] for name in tokenizers}}
+
+
+def _with_progress(records: Iterator[dict], total: int, desc: str) -> Iterator[dict]:
+    with tqdm(total=total, unit="doc", desc=desc, disable=total < 10 * CHUNK) as bar:
+        for record in records:
+            yield record
+            bar.update()
 
 
 @click.command("tokenize")
@@ -47,6 +52,7 @@ def command(params_path: Path, in_dir: Path, out_dir: Path):
     tokenizers = {name: make_tokenizer(cfg) for name, cfg in configs.items()}
     with atomic_dir(out_dir) as tmp:
         for part in sorted(in_dir.glob("*.jsonl")):
-            write_jsonl(tmp / part.name, run(read_jsonl(part), tokenizers, desc=part.stem))
+            tokenized = run(iter_jsonl(part), tokenizers)
+            write_jsonl(tmp / part.name, _with_progress(tokenized, count_lines(part), part.stem))
         write_json(tmp / TOKENIZERS_FILE, {name: cfg.to_dict() for name, cfg in configs.items()})
     click.echo(f"tokenized {in_dir} with {', '.join(configs)}")

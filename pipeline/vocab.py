@@ -21,12 +21,22 @@ PIECE = "##"  # prefix of a character entry; no token has it (Kiwi tags '#', the
 def build_vocab(documents: Iterable[Sequence[str]], min_freq: int, max_size: int) -> list[str]:
     """Ids by descending frequency (ties alphabetical), so any prefix is itself a vocabulary."""
     counts = Counter(token for tokens in documents for token in tokens)
+    return vocab_of(counts, min_freq, max_size)
+
+
+def vocab_of(counts: Counter, min_freq: int, max_size: int) -> list[str]:
+    """build_vocab from token counts gathered elsewhere (one document at a time)."""
     return [PAD, OOV, *_by_frequency(counts, min_freq)[: max(max_size - 2, 0)]]
 
 
 def build_pieces(documents: Iterable[Sequence[str]], min_freq: int, tagged: bool) -> list[str]:
     """The characters of the tokens' forms (tags left out), by descending frequency."""
     counts = Counter(char for tokens in documents for t in tokens for char in form_of(t, tagged))
+    return _by_frequency(counts, min_freq)
+
+
+def pieces_of(counts: Counter, min_freq: int) -> list[str]:
+    """build_pieces from character counts gathered elsewhere."""
     return _by_frequency(counts, min_freq)
 
 

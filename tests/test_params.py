@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.params import check_keys, read_section
+from pipeline.params import read_section
 from tests.helpers import REPO
 
 
@@ -32,16 +32,3 @@ def test_a_missing_section_is_one_error(tmp_path, text):
     params.write_text(text, encoding="utf-8")
     with pytest.raises(PipelineError, match=r"params\.yaml has no 'split' section$"):
         read_section(params, "split")
-
-
-def test_known_settings_pass():
-    check_keys("split", {"seed": 1}, {"seed", "ratios"})
-    check_keys("split", {}, {"seed"})
-
-
-def test_misspelled_settings_are_named_with_the_allowed_ones():
-    with pytest.raises(PipelineError) as error:
-        check_keys("split", {"sed": 1, "ratio": 2, "seed": 3}, {"seed", "ratios"})
-    assert str(error.value) == (
-        "unknown setting(s) in params 'split': ratio, sed; allowed: ratios, seed"
-    )

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.download import NSMC_FILES
 from pipeline.errors import PipelineError
+from pipeline.io import read_jsonl
 from pipeline.prepare import DataConfig, Table, run
 from pipeline.sources import NSMC_FORMAT, Row
 from tests.helpers import REPO, clean_env, write_tsv
@@ -20,7 +22,25 @@ def table(*pairs, path="train.tsv"):
     )
 
 
-def test_cleans_deduplicates_and_removes_test_overlap():
+@dataclass
+class Prepared:
+    train: list[dict]
+    test: list[dict] | None
+    report: dict
+
+
+def prepared_by(train: Table, test: Table | None, out_dir: Path) -> Prepared:
+    """run() writes into `out_dir`; its files read back, with the report it returns."""
+    report = run(train, test, out_dir)
+    test_file = out_dir / "test.jsonl"
+    return Prepared(
+        read_jsonl(out_dir / "train.jsonl"),
+        read_jsonl(test_file) if test_file.exists() else None,
+        report,
+    )
+
+
+def test_cleans_deduplicates_and_removes_test_overlap(tmp_path):
     train = table(
         ("  좋은\t영화  ", 1),  # normalised to "좋은 영화"
         ("좋은 영화", 1),  # duplicate of the first after normalisation
@@ -32,7 +52,7 @@ def test_cleans_deduplicates_and_removes_test_overlap():
         ("별로", 0),
     )
     test = table(("시험에도 있음", 0), ("   ", 1), ("시험에도 있음", 0), ("최고", 1), path="t.tsv")
-    prepared = run(train, test)
+    prepared = prepared_by(train, test, tmp_path)
     assert prepared.train == [{"text": "좋은 영화", "label": 1}, {"text": "별로", "label": 0}]
     assert prepared.test == [  # test kept as given
         {"text": "시험에도 있음", "label": 0},
@@ -49,37 +69,40 @@ def test_cleans_deduplicates_and_removes_test_overlap():
     assert prepared.report["positive_share"]["train"] == 0.5
 
 
-def test_nfc_normalisation():
+def test_nfc_normalisation(tmp_path):
     decomposed = "\u1100\u1161\u11a8"  # 각 as conjoining jamo
-    assert run(table((decomposed, 1), ("별로", 0)), None).train[0]["text"] == "각"
+    prepared = prepared_by(table((decomposed, 1), ("별로", 0)), None, tmp_path)
+    assert prepared.train[0]["text"] == "각"
 
 
-def test_nothing_left_names_the_file_and_the_reasons():
+def test_nothing_left_names_the_file_and_the_reasons(tmp_path):
     with pytest.raises(PipelineError) as caught:
-        run(table(("", 1), ("  ", 0)), None)
+        run(table(("", 1), ("  ", 0)), None, tmp_path)
     assert str(caught.value) == (
         "train.tsv: no training documents left after cleaning (2 rows read: 2 empty, "
         "0 duplicate, 0 with conflicting labels, 0 also in the test file)"
     )
 
 
-def test_everything_also_in_the_test_file():
+def test_everything_also_in_the_test_file(tmp_path):
     with pytest.raises(PipelineError, match=r"train\.tsv: .*2 rows read: .* 2 also in the test"):
-        run(table(("좋다", 1), ("싫다", 0)), table(("좋다", 1), ("싫다", 0), path="t.tsv"))
+        run(
+            table(("좋다", 1), ("싫다", 0)), table(("좋다", 1), ("싫다", 0), path="t.tsv"), tmp_path
+        )
 
 
-def test_one_class_in_training_data_is_an_error():
+def test_one_class_in_training_data_is_an_error(tmp_path):
     with pytest.raises(PipelineError) as caught:
-        run(table(("좋다", 1), ("최고", 1), ("별로", 0), ("별로", 1)), None)
+        run(table(("좋다", 1), ("최고", 1), ("별로", 0), ("별로", 1)), None, tmp_path)
     assert str(caught.value) == (
         "train.tsv: all 2 training documents left after cleaning are labelled '1' (positive); "
         "both classes are needed, '0' (negative) too"
     )
 
 
-def test_one_class_in_the_test_file_is_an_error():
+def test_one_class_in_the_test_file_is_an_error(tmp_path):
     with pytest.raises(PipelineError, match=r"^t\.tsv: all 1 test documents .* '0' \(negative\);"):
-        run(table(("좋다", 1), ("싫다", 0)), table(("별로", 0), path="t.tsv"))
+        run(table(("좋다", 1), ("싫다", 0)), table(("별로", 0), path="t.tsv"), tmp_path)
 
 
 def section(**changes):

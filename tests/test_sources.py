@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.sources import NSMC_FORMAT, TableFormat, read_table
+from pipeline.sources import NSMC_FORMAT, TableFormat, TableRows, iter_table, read_table
 from tests.helpers import write_tsv
 
 
@@ -139,3 +139,17 @@ def test_unclosed_quote_swallowing_more_than_the_limit(tmp_path):
     path.write_text('text,label\n좋다,1\n"열린 따옴표,0\n' + "별로,0\n" * 30_000, encoding="utf-8")
     with pytest.raises(PipelineError, match=r"r\.csv, line 3: a field is longer than 131,072 .*"):
         read_table(path, TableFormat("text", "label", "0", "1"))
+
+
+def test_iter_table_yields_rows_before_a_later_fault(tmp_path):
+    path = write_tsv(tmp_path / "t.tsv", [(1, "좋다", 1), (2, "별로", "x")])
+    rows = iter_table(path, NSMC_FORMAT)
+    assert next(rows).text == "좋다"
+    with pytest.raises(PipelineError, match=r"t\.tsv, line 3: label 'x'"):
+        next(rows)
+
+
+def test_table_rows_read_the_file_again_on_each_iteration(tmp_path):
+    path = write_tsv(tmp_path / "t.tsv", [(1, "좋다", 1)])
+    rows = TableRows(path, NSMC_FORMAT)
+    assert [r.text for r in rows] == [r.text for r in rows] == ["좋다"]

@@ -1,0 +1,59 @@
+"""benchmarks/scale.py's synthetic corpus: k copies of NSMC that de-duplication keeps apart."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from pipeline.prepare import Table, run
+from pipeline.sources import NSMC_FORMAT, TableRows
+from tests.helpers import REPO, write_tsv
+
+
+@pytest.fixture
+def scale(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    return importlib.import_module("scale")
+
+
+def test_every_copy_has_its_own_tail(scale):
+    tails = [scale.tail(copy) for copy in range(1, 64)]
+    assert len(set(tails)) == len(tails)
+    assert scale.tail(1) == "ㅎㅎ" and scale.tail(9) == "ㅎㅎㅎㅎ"
+
+
+def test_k_copies_keep_k_times_the_documents_and_the_balance(scale, tmp_path):
+    nsmc = tmp_path / "nsmc"
+    train = [(1, "좋은 영화", 1), (2, "별로", 0), (3, "", 1), (4, "좋은 영화", 1), (5, "같이", 0)]
+    write_tsv(nsmc / "ratings_train.txt", train)
+    write_tsv(nsmc / "ratings_test.txt", [(9, "같이", 0), (10, "최고", 1)])
+    scale.write_corpus(nsmc, 3, tmp_path / "corpus")
+
+    def table(name):
+        path = tmp_path / "corpus" / name
+        return Table(path, TableRows(path, NSMC_FORMAT), NSMC_FORMAT)
+
+    report = run(table("ratings_train.txt"), table("ratings_test.txt"), tmp_path / "out")
+    assert report["rows_read"] == {"train": 15, "test": 6}
+    assert report["dropped"] == {
+        "empty_train": 3,
+        "empty_test": 0,
+        "duplicate": 3,
+        "conflicting_label": 0,
+        "in_test_set": 3,
+    }
+    assert report["rows_kept"] == {"train": 6, "test": 6}
+    assert report["positive_share"]["train"] == 0.5
+
+
+def test_limit_takes_the_first_rows(scale, tmp_path):
+    nsmc = tmp_path / "nsmc"
+    write_tsv(nsmc / "ratings_train.txt", [(i, f"리뷰 {i}", i % 2) for i in range(10)])
+    write_tsv(nsmc / "ratings_test.txt", [(i, f"시험 {i}", i % 2) for i in range(10)])
+    scale.write_corpus(nsmc, 2, tmp_path / "corpus", limit=4)
+    lines = (tmp_path / "corpus/ratings_train.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[1:] == [
+        *(f"{i}-0\t리뷰 {i}\t{i % 2}" for i in range(4)),
+        *(f"{i}-1\t리뷰 {i} ㅎㅎ\t{i % 2}" for i in range(4)),
+    ]
