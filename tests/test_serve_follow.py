@@ -12,8 +12,10 @@ from pathlib import Path
 import mlflow
 import pytest
 import requests
+from click.testing import CliRunner
 
 from pipeline import tracking
+from pipeline.cli import cli
 from pipeline.serve.served import Served, alias_target, named_version
 from pipeline.train import TrainSettings, train_variant, write_bundle
 from tests.conftest import tiny_records
@@ -190,7 +192,11 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(registry, serve
         servers.wait_ready(base, 300)
         with Client(base) as client:
             set_champion(broken)
-            log.wait_for(rf"moved to version {broken}, which failed to load", 180)
+            line = log.wait_for(
+                rf"^models:/{NAME}@champion moved to version {broken}, which "
+                rf"failed to load \(.+\); still serving version {good}$",
+                180,
+            )
             time.sleep(2)  # four more looks at the registry: no second line
         assert process.poll() is None
         response = requests.post(base + "/invocations", json=TEXT, timeout=60)
@@ -200,3 +206,23 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(registry, serve
     assert {version for version, _, _ in client.answers} == {good}
     assert log.text().count("failed to load") == 1
     assert "Traceback" not in log.text()
+    assert "{not json" not in line.group(0)
+
+
+def test_an_unknown_alias_is_a_one_line_error(registry, servers, tmp_path):
+    command = follow_command(servers, "1")
+    command[command.index(f"models:/{NAME}@champion")] = f"models:/{NAME}@nope"
+    with servers.start(command, tmp_path) as (process, log):
+        assert process.wait(timeout=120) == 1
+    assert log.lines[-1] == (
+        f"error: cannot load model models:/{NAME}@nope: Registered model alias nope not found."
+    )
+    assert "Traceback" not in log.text()
+
+
+def test_a_negative_interval_is_refused():
+    result = CliRunner().invoke(
+        cli, ["serve", "-m", "models:/m@champion", "--follow-interval", "-1"]
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for '--follow-interval'" in result.output
