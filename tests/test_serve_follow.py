@@ -185,7 +185,9 @@ def test_serving_follows_a_promotion_and_a_rollback_without_a_failed_request(
     )
 
 
-def test_a_version_that_fails_to_load_leaves_the_old_one_serving(registry, servers, tmp_path):
+def test_a_version_that_fails_to_load_or_a_lost_alias_leaves_the_old_one_serving(
+    registry, servers, tmp_path
+):
     good, broken = registry["good"], registry["broken"]
     with servers.start(follow_command(servers, "1"), tmp_path) as (process, log):
         base = log.wait_for(r"listening on (http://\S+);", 120).group(1)
@@ -198,6 +200,13 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(registry, serve
                 180,
             )
             time.sleep(2)  # four more looks at the registry: no second line
+            mlflow.MlflowClient().delete_registered_model_alias(NAME, "champion")
+            log.wait_for(
+                rf"^cannot follow models:/{NAME}@champion \(Registered model alias champion not "
+                rf"found\.\); still serving version {good}$",
+                30,
+            )
+            time.sleep(2)
         assert process.poll() is None
         response = requests.post(base + "/invocations", json=TEXT, timeout=60)
         assert response.headers["x-model-version"] == good
@@ -205,6 +214,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(registry, serve
     assert client.failures == []
     assert {version for version, _, _ in client.answers} == {good}
     assert log.text().count("failed to load") == 1
+    assert log.text().count("cannot follow") == 1
     assert "Traceback" not in log.text()
     assert "{not json" not in line.group(0)
 

@@ -57,6 +57,11 @@ def first_model(uri: str, copy: Path) -> Served:
     return Served(str(model_dir), 0, name, alias, version, run_id)
 
 
+def first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def run_of(model_dir: Path) -> str | None:
     from mlflow.models import Model
 
@@ -69,8 +74,7 @@ def probe(model_dir: str, answer) -> None:
         model = load_model(Path(model_dir))
         warm_up(model, Path(model_dir))
     except Exception as exc:  # any failure of the model's own code is a reason, not a crash
-        lines = str(exc).strip().splitlines()
-        answer.send(f"{type(exc).__name__}: {lines[0] if lines else ''}")
+        answer.send(f"{type(exc).__name__}: {first_line(str(exc))}")
     else:
         answer.send("")
 
@@ -106,10 +110,11 @@ class Follower:
     def poll(self, client) -> None:
         name, alias = self.served.name, self.served.alias
         try:
-            version, run_id = alias_version(client, name, alias)
+            found = client.get_model_version_by_alias(name, alias)
         except Exception as exc:  # the registry is down or the alias gone: keep serving
-            self.report(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self.report(first_line(getattr(exc, "message", None) or str(exc)) or repr(exc))
             return
+        version, run_id = str(found.version), found.run_id
         self.problem = ""
         if version == self.served.version:
             self.failed.clear()
@@ -135,7 +140,10 @@ class Follower:
 
     def report(self, problem: str) -> None:
         if problem != self.problem:
-            click.echo(f"cannot read the registry ({problem}); still serving", err=True)
+            where = f"models:/{self.served.name}@{self.served.alias}"
+            served = self.served.version
+            message = f"cannot follow {where} ({problem}); still serving version {served}"
+            click.echo(message, err=True)
             self.problem = problem
 
     def fetched(self, uri: str, folder: Path) -> tuple[Path | None, str]:

@@ -104,8 +104,8 @@ class Switch:
         wanted = self.active.value
         if wanted != self.generation and wanted in self.guards:
             self.generation = wanted
-            for old in [g for g in self.guards if g < wanted]:
-                del self.guards[old]
+            for old in [g for g in list(self.guards) if g < wanted]:  # the loader adds keys
+                self.guards.pop(old, None)
         return await self.guards[self.generation](scope, receive, send)
 
 
