@@ -112,7 +112,8 @@ class Switch:
 def follow_published(index: int, switch: Switch, settings: WorkerSettings, shared, build):
     """A thread: when the parent publishes another version, load and warm it up here, at low
     CPU priority, and hand it to the Switch; one that fails leaves the old one serving."""
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    if sys.platform == "linux":  # where a thread's id names it to setpriority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     current = settings.served
     while True:
         time.sleep(WATCH_SECONDS)
