@@ -16,8 +16,10 @@ from pipeline.serve.checks import (
     is_loopback,
 )
 from pipeline.serve.copies import model_copy
+from pipeline.serve.follow import Follower, first_model
+from pipeline.serve.served import alias_target
 from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
-from pipeline.serve.workers import WorkerSettings, listen, local_model
+from pipeline.serve.workers import WorkerSettings, listen
 
 
 @click.command("serve")
@@ -60,7 +62,15 @@ from pipeline.serve.workers import WorkerSettings, listen, local_model
     help="Comma-separated Host names answered, '*' for any. Default: the loopback names when "
     "--host is a loopback address, else any.",
 )
-def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option):
+@click.option(
+    "--follow-interval",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="For models:/<name>@<alias>: seconds between looks at the registry; when the alias "
+    "moves, the workers switch to its new version. 0: serve the version found at start.",
+)
+def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option, follow_interval):
     """Serve a model with MLflow's scoring protocol, hardened against hostile requests."""
     limits = Limits(max_body_bytes, MAX_JSON_DEPTH, allowed_hosts(allowed_hosts_option, host))
     sock = listen(host, port)
@@ -75,11 +85,15 @@ def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option
     signal.signal(signal.SIGINT, raise_stopped)
     try:
         with sock, model_copy() as copy:
-            model_dir = local_model(model_uri, copy)
-            settings = WorkerSettings(str(model_dir), limits, os.getpid())
+            served = first_model(model_uri, copy)
+            follow = follow_interval > 0 and alias_target(model_uri) is not None
+            published = str(copy / "served.json") if follow else ""
+            settings = WorkerSettings(served, limits, os.getpid(), published)
             supervisor = Supervisor(sock, settings, workers)
             signal.signal(signal.SIGTERM, supervisor.on_signal)
             signal.signal(signal.SIGINT, supervisor.on_signal)
+            if follow:
+                Follower(served, copy, follow_interval, supervisor.publish).start()
             supervisor.run(url)
     except Stopped:
         pass

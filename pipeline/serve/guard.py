@@ -27,6 +27,7 @@ from pipeline.serve.checks import (
     host_name,
     too_large,
 )
+from pipeline.serve.served import VERSION_HEADER
 from pipeline.text import is_encodable
 
 PROBE_PATHS = ("/ping", "/health")
@@ -97,15 +98,22 @@ class Guard:
     model, and answered with the JSON MLflow's app would give: its parsing, a pandas frame in
     and out and its serializer cost more than scoring one short text."""
 
-    def __init__(self, app, limits: Limits, readiness: Callable[[], tuple[int, int]], model=None):
+    def __init__(
+        self, app, limits: Limits, readiness: Callable[[], tuple[int, int]], model=None, served=None
+    ):
         self.app = app
         self.limits = limits
         self.readiness = readiness
         self.model = model
+        self.served = served  # what GET /version answers: {name, alias, version, run_id}
+        version = (served or {}).get("version")
+        self.version_header = None if version is None else (VERSION_HEADER, str(version).encode())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.version_header is not None:
+            send = with_header(send, self.version_header)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         allowed = self.limits.allowed_hosts
         if allowed is not None and host_name(headers.get("host", "")) not in allowed:
@@ -118,6 +126,8 @@ class Guard:
                 return await respond(send, 503, error_body(503, message))
         if scope["path"] == "/invocations" and scope["method"] == "POST":
             return await self.invocations(scope, receive, send, headers)
+        if scope["path"] == "/version" and scope["method"] == "GET" and self.served is not None:
+            return await respond(send, 200, json.dumps(self.served).encode())
         return await self.app(scope, receive, send)
 
     async def invocations(self, scope, receive, send, headers: dict[str, str]):
@@ -177,6 +187,17 @@ class Guard:
             )
         ]
         return json.dumps({"predictions": predictions}).encode()
+
+
+def with_header(send, header: tuple[bytes, bytes]):
+    """`send` adding `header` to the response's headers."""
+
+    async def sent(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), header]}
+        await send(message)
+
+    return sent
 
 
 async def read_body(receive, limit: int) -> bytes | None:
@@ -321,9 +342,16 @@ def safe_error_type() -> type:
     return SafeError
 
 
-def build_app(model, limits: Limits, readiness: Callable[[], tuple[int, int]], check: Callable):
-    """MLflow's scoring app for `model` (a loaded PyFuncModel), wrapped in the Guard."""
+def build_app(
+    model,
+    limits: Limits,
+    readiness: Callable[[], tuple[int, int]],
+    check: Callable,
+    served: dict | None = None,
+):
+    """MLflow's scoring app for `model` (a loaded PyFuncModel), wrapped in the Guard; `served`
+    is what GET /version answers (its version also goes in every answer's X-Model-Version)."""
     from mlflow.pyfunc import scoring_server
 
     checked = CheckedModel(model, check, safe_error_type())
-    return Guard(scoring_server.init(checked), limits, readiness, model=checked)
+    return Guard(scoring_server.init(checked), limits, readiness, model=checked, served=served)

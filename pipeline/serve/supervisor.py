@@ -7,11 +7,14 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import click
 
 from pipeline.errors import PipelineError
-from pipeline.serve.workers import SHUTDOWN_SECONDS, WorkerSettings, run_worker
+from pipeline.serve.served import Served
+from pipeline.serve.workers import SHUTDOWN_SECONDS, Shared, WorkerSettings, run_worker
 
 
 class Stopped(Exception):
@@ -27,21 +30,52 @@ class Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.sock = sock
         self.settings = settings
-        self.ready = self.context.RawArray("b", workers)
+        generation = settings.served.generation
+        self.shared = Shared(
+            ready=self.context.RawArray("b", workers),
+            loaded=self.context.RawArray("i", [generation] * workers),
+            published=self.context.RawValue("i", generation),
+            active=self.context.RawValue("i", generation),
+        )
+        self.ready = self.shared.ready
+        self.pending: Served | None = None  # published, not yet held by every worker
         self.processes: list = [None] * workers
         self.seen_ready = [False] * workers
         self.stop_signal: int | None = None
 
     def start(self, index: int) -> None:
         self.ready[index] = 0
+        self.shared.loaded[index] = self.settings.served.generation
         self.seen_ready[index] = False
         process = self.context.Process(
             target=run_worker,
-            args=(index, self.sock, self.settings, self.ready),
+            args=(index, self.sock, self.settings, self.shared),
             name=f"serve-worker-{index}",
         )
         process.start()
         self.processes[index] = process
+
+    def publish(self, served: Served) -> None:
+        """Have every worker load `served` (from a thread: `switch` makes it active)."""
+        served.write(Path(self.settings.published))
+        self.pending = served
+        self.shared.published.value = served.generation
+
+    def switch(self) -> None:
+        """Make the pending version active once every worker holds it (and a worker started
+        later starts with it); drop it if a worker could not load it."""
+        served = self.pending
+        if served is None:
+            return
+        loaded = list(self.shared.loaded)
+        if -served.generation in loaded:
+            self.pending = None
+            click.echo(f"a worker could not load version {served.version} (above)", err=True)
+        elif all(generation == served.generation for generation in loaded):
+            self.settings = replace(self.settings, served=served)
+            self.shared.active.value = served.generation
+            self.pending = None
+            click.echo(f"every worker serves version {served.version}", err=True)
 
     def on_signal(self, signum, frame) -> None:
         self.stop_signal = signum
@@ -70,6 +104,7 @@ class Supervisor:
                         f"worker {index} exited with code {process.exitcode}; restarting", err=True
                     )
                     self.start(index)
+                self.switch()
                 if not announced and all(self.seen_ready):
                     count = len(self.processes)
                     click.echo(f"serving at {url}: {count} of {count} workers ready", err=True)

@@ -14,22 +14,26 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.serve.checks import Limits
 from pipeline.serve.guard import build_app, safe_error_type, text_checker
+from pipeline.serve.served import Served
 
 BACKLOG = 2048
 SHUTDOWN_SECONDS = 30  # a worker still running this long after SIGTERM is killed
+WATCH_SECONDS = 0.2  # how often a worker looks whether the parent published another version
 
 log = logging.getLogger("uvicorn.error")
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    model_dir: str
+    served: Served
     limits: Limits
     parent_pid: int
+    published: str = ""  # the file the parent writes the version to switch to into
     log_level: str = "info"
 
 
@@ -74,19 +78,87 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def run_worker(index: int, sock: socket.socket, settings: WorkerSettings, ready) -> None:
+@dataclass(frozen=True)
+class Shared:
+    """What the parent shares with its workers: per worker, whether it is ready and the newest
+    generation it holds (minus that generation when it failed to load); the generation the
+    parent published for the workers to load, and the one every request is answered by."""
+
+    ready: Any  # RawArray("b")
+    loaded: Any  # RawArray("i")
+    published: Any  # RawValue("i")
+    active: Any  # RawValue("i")
+
+
+class Switch:
+    """The worker's ASGI app: the Guard of the active generation. The parent makes a generation
+    active once every worker holds it, so no client sees the old version after the new one; a
+    request runs to its end on the Guard it started on."""
+
+    def __init__(self, guard, generation: int, active):
+        self.guards = {generation: guard}
+        self.generation = generation
+        self.active = active
+
+    async def __call__(self, scope, receive, send):
+        wanted = self.active.value
+        if wanted != self.generation and wanted in self.guards:
+            self.generation = wanted
+            for old in [g for g in list(self.guards) if g < wanted]:  # the loader adds keys
+                self.guards.pop(old, None)
+        return await self.guards[self.generation](scope, receive, send)
+
+
+def follow_published(index: int, switch: Switch, settings: WorkerSettings, shared, build):
+    """A thread: when the parent publishes another version, load and warm it up here, at low
+    CPU priority, and hand it to the Switch; one that fails leaves the old one serving."""
+    if sys.platform == "linux":  # where a thread's id names it to setpriority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    current = settings.served
+    while True:
+        time.sleep(WATCH_SECONDS)
+        if shared.published.value == current.generation:
+            continue
+        wanted = Served.read(Path(settings.published))
+        try:
+            model = load_model(Path(wanted.model_dir))
+            warm_up(model, Path(wanted.model_dir))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).strip()[:200]}".splitlines()[0]
+            log.error(
+                "worker %d: version %s failed to load (%s); still serving version %s",
+                *(index, wanted.version, reason, current.version),
+            )
+            shared.loaded[index] = -wanted.generation
+        else:
+            switch.guards[wanted.generation] = build(model, wanted)
+            shared.loaded[index] = wanted.generation
+            log.info("worker %d loaded version %s", index, wanted.version)
+        current = wanted
+
+
+def run_worker(index: int, sock: socket.socket, settings: WorkerSettings, shared: Shared) -> None:
     """One worker process: load, warm up, then serve the inherited socket until SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     exit_with_parent(settings.parent_pid)
     import uvicorn
 
-    model_dir = Path(settings.model_dir)
+    model_dir = Path(settings.served.model_dir)
     safe_error_type()
     check = text_checker()  # imported from this package before load_model drops its modules
     model = load_model(model_dir)
     warm_up(model, model_dir)
     csv.field_size_limit(settings.limits.max_body_bytes)
-    app = build_app(model, settings.limits, lambda: (sum(ready), len(ready)), check)
+    ready = shared.ready
+
+    def build(model, served: Served):
+        readiness = lambda: (sum(ready), len(ready))  # noqa: E731
+        return build_app(model, settings.limits, readiness, check, served.public())
+
+    app = Switch(build(model, settings.served), settings.served.generation, shared.active)
+    if settings.published:
+        args = (index, app, settings, shared, build)
+        threading.Thread(target=follow_published, args=args, daemon=True, name="follow").start()
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None):
@@ -138,6 +210,7 @@ def local_model(uri: str, dst: Path) -> Path:
     from pipeline.tracking import configure
 
     configure(repo_root())
+    dst.mkdir(parents=True, exist_ok=True)
     try:
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     except MlflowException as exc:
