@@ -18,7 +18,9 @@ from pipeline.schema import load_section
 
 def _name_and_rule(params_path: Path) -> tuple[str, promotion.Rule]:
     section = load_section(params_path, "evaluate")
-    tracking.configure(repo_root())
+    root = repo_root()
+    tracking.configure(root)
+    tracking.reap_project_store(root)  # no run of a dead process stays RUNNING
     return section["registered_model"], promotion.rule_from(section)
 
 

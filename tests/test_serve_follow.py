@@ -18,7 +18,7 @@ from pipeline import tracking
 from pipeline.cli import cli
 from pipeline.serve.served import Served, alias_target, named_version
 from pipeline.train import TrainSettings, train_variant, write_bundle
-from tests.conftest import tiny_records
+from tests.helpers import tiny_records
 
 NAME = "tiny"
 TEXT = {"inputs": ["영화 좋다"]}

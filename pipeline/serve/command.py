@@ -8,6 +8,8 @@ import signal
 
 import click
 
+from pipeline.errors import PipelineError
+from pipeline.project import repo_root
 from pipeline.serve.checks import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
@@ -20,6 +22,7 @@ from pipeline.serve.follow import Follower, first_model
 from pipeline.serve.served import alias_target
 from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
 from pipeline.serve.workers import WorkerSettings, listen
+from pipeline.tracking import reap_project_store
 
 
 @click.command("serve")
@@ -72,6 +75,10 @@ from pipeline.serve.workers import WorkerSettings, listen
 )
 def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option, follow_interval):
     """Serve a model with MLflow's scoring protocol, hardened against hostile requests."""
+    try:  # no run of a dead process stays RUNNING; serving a model never waits on it
+        reap_project_store(repo_root())
+    except PipelineError as exc:
+        click.echo(f"warning: {exc}", err=True)
     limits = Limits(max_body_bytes, MAX_JSON_DEPTH, allowed_hosts(allowed_hosts_option, host))
     sock = listen(host, port)
     url = announce_address(sock)
