@@ -289,13 +289,13 @@ def text_checker() -> Callable:
     """The check CheckedModel runs on what MLflow parsed: a table, a list, or a dict of columns."""
     import numpy as np
 
-    from pipeline.pyfunc import InputError, texts_from
+    from pipeline.pyfunc import column_checked, texts_from
 
     def check(data) -> None:
+        # Before MLflow's schema enforcement, which makes {"text": [...]} one row holding the
+        # list: here a row holding an array is still one row, and a 400.
         if isinstance(data, dict):
-            if TEXT_COLUMN not in data:
-                raise InputError(f"missing column '{TEXT_COLUMN}'")
-            values = data[TEXT_COLUMN]
+            values = data[column_checked(list(data))]
             data = list(values) if isinstance(values, list | tuple | np.ndarray) else [values]
         texts_from(data)
 
