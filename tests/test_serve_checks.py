@@ -15,6 +15,7 @@ from pipeline.serve.checks import (
     checked_json,
     csv_as_json,
     host_name,
+    identity_encoding,
     json_depth_exceeds,
 )
 
@@ -140,4 +141,17 @@ def test_bad_csv_is_a_400_without_echo(body, message):
     with pytest.raises(RequestError, match=message) as error:
         csv_as_json(body)
     assert error.value.status == 400
+    assert "SECRET" not in error.value.message
+
+
+@pytest.mark.parametrize("value", [None, "", "identity", " Identity "])
+def test_a_body_sent_as_is_is_read(value):
+    identity_encoding(value)
+
+
+@pytest.mark.parametrize("value", ["gzip", "br", "deflate", "identity, gzip", "x-SECRET"])
+def test_a_compressed_body_is_a_415(value):
+    with pytest.raises(RequestError, match="unsupported Content-Encoding") as error:
+        identity_encoding(value)
+    assert error.value.status == 415
     assert "SECRET" not in error.value.message

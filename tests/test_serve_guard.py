@@ -432,7 +432,39 @@ CASES = [
     Case("health", 200, method="GET", path="/health"),
     Case("version", 200, method="GET", path="/version"),
     Case("GET invocations", 405, method="GET"),
-    Case("unknown path", 404, method="GET", path="/SECRET", echo="SECRET"),
+    Case("unknown path", 404, method="GET", path="/SECRET", echo="SECRET", message="no such path"),
+    *[
+        Case(f"{method} {path}", 404, method=method, path=path, message="no such path")
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/ping/", "/")
+        for method in ("GET", "POST")
+    ],
+    *[
+        Case(f"HEAD {path}", 200, method="HEAD", path=path)
+        for path in ("/ping", "/health", "/version")
+    ],
+    Case("HEAD invocations", 405, method="HEAD"),
+    Case(
+        "gzip body",
+        415,
+        b"\x1f\x8bSECRET",
+        {**JSON, "Content-Encoding": "gzip"},
+        echo="SECRET",
+        message="Content-Encoding",
+    ),
+    Case(
+        "br label on JSON",
+        415,
+        js(GOOD),
+        {**JSON, "Content-Encoding": "br"},
+        message="Content-Encoding",
+    ),
+    Case(
+        "identity encoding",
+        200,
+        js(GOOD),
+        {**JSON, "Content-Encoding": "identity"},
+        check=labels([1]),
+    ),
 ]
 
 
@@ -557,7 +589,9 @@ def test_serve_answers_every_request_by_the_contract(served, servers, case):
     assert not answer.leaks(), answer.text[:500]
     if case.echo:
         assert case.echo not in answer.text
-    if case.status >= 400:
+    if case.method == "HEAD":
+        assert answer.size == 0
+    elif case.status >= 400:
         assert answer.size <= MAX_ERROR_BYTES
         error = json.loads(answer.text)
         assert re.search(case.message, error.get("message", error.get("detail", "")))

@@ -38,10 +38,13 @@ class Limits:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_depth: int = MAX_JSON_DEPTH
     allowed_hosts: frozenset[str] | None = None  # None: any Host
+    scoring_seconds: float = 60.0  # MLflow's MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT, on every path
 
 
 ERROR_CODES = {
     400: "BAD_REQUEST",
+    404: "ENDPOINT_NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
     413: "REQUEST_LIMIT_EXCEEDED",
     415: "UNSUPPORTED_MEDIA_TYPE",
     421: "MISDIRECTED_REQUEST",
@@ -72,6 +75,14 @@ def body_kind(content_type: str | None) -> str:
         if value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             raise RequestError(415, "unsupported charset: the body must be UTF-8")
     return kind
+
+
+def identity_encoding(content_encoding: str | None) -> None:
+    """Nothing for a body sent as is; a 415 for any Content-Encoding (gzip, br, ...): a
+    compressed body is not read (no decompression, so no bomb to cap)."""
+    codings = {c.strip().lower() for c in (content_encoding or "").split(",")} - {"", "identity"}
+    if codings:
+        raise RequestError(415, "unsupported Content-Encoding: send the body uncompressed")
 
 
 def declared_length(value: str | None) -> int | None:

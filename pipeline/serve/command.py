@@ -16,8 +16,11 @@ from pipeline.serve.checks import (
     is_loopback,
 )
 from pipeline.serve.copies import model_copy
+from pipeline.serve.protocol import ConnectionLimits
 from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
 from pipeline.serve.workers import WorkerSettings, listen, local_model
+
+TIMEOUT_VARIABLE = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
 
 
 @click.command("serve")
@@ -60,9 +63,61 @@ from pipeline.serve.workers import WorkerSettings, listen, local_model
     help="Comma-separated Host names answered, '*' for any. Default: the loopback names when "
     "--host is a loopback address, else any.",
 )
-def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option):
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    envvar=TIMEOUT_VARIABLE,
+    help=f"Seconds a request may take to score, on every path; then HTTP 504 (also read from "
+    f"{TIMEOUT_VARIABLE}, as by mlflow models serve).",
+)
+@click.option(
+    "--request-arrival-timeout",
+    type=click.FloatRange(min=0.1),
+    default=ConnectionLimits.request_seconds,
+    show_default=True,
+    help="Seconds a request's headers and body may take to arrive, from the connection's start "
+    "or its previous answer; then HTTP 408 and the connection is closed.",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=click.FloatRange(min=0.1),
+    default=ConnectionLimits.keep_alive_seconds,
+    show_default=True,
+    help="Seconds an idle connection stays open.",
+)
+@click.option(
+    "--max-requests-per-connection",
+    type=click.IntRange(1),
+    default=ConnectionLimits.max_requests,
+    show_default=True,
+    help="Answers on one connection; the last says Connection: close, so clients reconnect and "
+    "spread over the workers (again after a worker restarts).",
+)
+def command(
+    model_uri,
+    host,
+    port,
+    workers,
+    max_body_bytes,
+    allowed_hosts_option,
+    request_timeout,
+    request_arrival_timeout,
+    keep_alive_timeout,
+    max_requests_per_connection,
+):
     """Serve a model with MLflow's scoring protocol, hardened against hostile requests."""
-    limits = Limits(max_body_bytes, MAX_JSON_DEPTH, allowed_hosts(allowed_hosts_option, host))
+    limits = Limits(
+        max_body_bytes,
+        MAX_JSON_DEPTH,
+        allowed_hosts(allowed_hosts_option, host),
+        scoring_seconds=request_timeout,
+    )
+    os.environ[TIMEOUT_VARIABLE] = f"{request_timeout:g}"  # MLflow's app, in the workers
+    connections = ConnectionLimits(
+        request_arrival_timeout, keep_alive_timeout, max_requests_per_connection
+    )
     sock = listen(host, port)
     url = announce_address(sock)
     click.echo(f"listening on {url}; loading {model_uri} in {workers} worker(s)", err=True)
@@ -76,7 +131,7 @@ def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option
     try:
         with sock, model_copy() as copy:
             model_dir = local_model(model_uri, copy)
-            settings = WorkerSettings(str(model_dir), limits, os.getpid())
+            settings = WorkerSettings(str(model_dir), limits, os.getpid(), connections=connections)
             supervisor = Supervisor(sock, settings, workers)
             signal.signal(signal.SIGTERM, supervisor.on_signal)
             signal.signal(signal.SIGINT, supervisor.on_signal)

@@ -25,11 +25,16 @@ from pipeline.serve.checks import (
     declared_length,
     error_body,
     host_name,
+    identity_encoding,
     too_large,
 )
 from pipeline.text import is_encodable
 
 PROBE_PATHS = ("/ping", "/health")
+# The contract's paths: everything else (FastAPI's /docs, /redoc, /openapi.json) is a 404.
+GET_PATHS = (*PROBE_PATHS, "/version")
+PATHS = frozenset({*GET_PATHS, "/invocations"})
+PATHS_HINT = "this server answers POST /invocations and GET " + ", ".join(GET_PATHS)
 
 log = logging.getLogger("uvicorn.error")
 
@@ -111,6 +116,10 @@ class Guard:
         if allowed is not None and host_name(headers.get("host", "")) not in allowed:
             body = error_body(421, "this server does not answer for that Host name")
             return await respond(send, 421, body)
+        if scope["path"] not in PATHS:
+            return await respond(send, 404, error_body(404, "no such path: " + PATHS_HINT))
+        if scope["method"] == "HEAD" and scope["path"] in GET_PATHS:
+            scope, send = {**scope, "method": "GET"}, headers_only(send)
         if scope["path"] in PROBE_PATHS:
             ready, total = self.readiness()
             if ready < total:
@@ -122,7 +131,9 @@ class Guard:
 
     async def invocations(self, scope, receive, send, headers: dict[str, str]):
         limit = self.limits.max_body_bytes
+        ends = asyncio.get_running_loop().time() + self.limits.scoring_seconds
         try:
+            identity_encoding(headers.get("content-encoding"))
             kind = body_kind(headers.get("content-type"))
             declared = declared_length(headers.get("content-length"))
             if declared is not None and declared > limit:
@@ -132,9 +143,12 @@ class Guard:
                 return  # the client went away
             request = None  # the parsed JSON, which the guard may answer itself
             if kind == "csv":
-                body = await asyncio.to_thread(csv_as_json, body)
+                body = await in_time(ends, csv_as_json, body)
             else:
-                request = await asyncio.to_thread(checked_json, body, self.limits.max_json_depth)
+                request = await in_time(ends, checked_json, body, self.limits.max_json_depth)
+            answer = None
+            if request is not None and self.model is not None:
+                answer = await in_time(ends, self.scored, request)
         except RequestError as error:
             body = error_body(error.status, error.message)
             unread = error.status in (413, 415)  # answered before the body was read
@@ -142,10 +156,8 @@ class Guard:
         except Exception:
             body = error_body(500, internal_error("checking a request"))
             return await respond(send, 500, body)
-        if request is not None and self.model is not None:
-            answer = await asyncio.to_thread(self.scored, request)
-            if answer is not None:
-                return await respond(send, 200, answer)
+        if answer is not None:
+            return await respond(send, 200, answer)
         scope = {**scope, "headers": forwarded_headers(scope["headers"], len(body))}
         failure: dict = {}
         token = _FAILURE.set(failure)
@@ -179,6 +191,16 @@ class Guard:
         return json.dumps({"predictions": predictions}).encode()
 
 
+async def in_time(ends: float, func: Callable, *args):
+    """`func(*args)` run in a thread, or a 504 once the loop's clock passes `ends`. The thread
+    runs on (Python cannot stop it); the worker goes on serving other requests meanwhile."""
+    left = ends - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(func, *args), max(left, 0))
+    except TimeoutError:
+        raise RequestError(504, "scoring took longer than this server's time limit") from None
+
+
 async def read_body(receive, limit: int) -> bytes | None:
     """The request body, counted as it arrives: a 413 as soon as it passes `limit` bytes."""
     chunks, size = [], 0
@@ -195,9 +217,20 @@ async def read_body(receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def headers_only(send):
+    """`send` for a HEAD request: the GET answer's status and headers, without its body."""
+
+    async def sent(message):
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return sent
+
+
 def forwarded_headers(headers: list, length: int) -> list:
     """The request's headers as MLflow's app sees them: JSON of `length` bytes, not chunked."""
-    dropped = {b"content-type", b"content-length", b"transfer-encoding"}
+    dropped = {b"content-type", b"content-length", b"transfer-encoding", b"content-encoding"}
     kept = [(k, v) for k, v in headers if k.lower() not in dropped]
     return [*kept, (b"content-type", b"application/json"), (b"content-length", b"%d" % length)]
 

@@ -12,12 +12,13 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
 from pipeline.serve.checks import Limits
 from pipeline.serve.guard import build_app, safe_error_type, text_checker
+from pipeline.serve.protocol import ConnectionLimits, protocol_class
 
 BACKLOG = 2048
 SHUTDOWN_SECONDS = 30  # a worker still running this long after SIGTERM is killed
@@ -31,6 +32,7 @@ class WorkerSettings:
     limits: Limits
     parent_pid: int
     log_level: str = "info"
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def load_model(model_dir: Path):
@@ -102,6 +104,8 @@ def run_worker(index: int, sock: socket.socket, settings: WorkerSettings, ready)
     config = uvicorn.Config(
         app,
         lifespan="off",
+        http=protocol_class(settings.connections),
+        timeout_keep_alive=settings.connections.keep_alive_seconds,
         log_level=settings.log_level,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS - 5,
     )
