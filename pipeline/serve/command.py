@@ -18,7 +18,7 @@ from pipeline.serve.checks import (
 from pipeline.serve.copies import model_copy
 from pipeline.serve.protocol import ConnectionLimits
 from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
-from pipeline.serve.workers import WorkerSettings, listen, local_model
+from pipeline.serve.workers import WorkerSettings, listen, local_folder, local_model
 
 TIMEOUT_VARIABLE = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
 
@@ -108,6 +108,7 @@ def command(
     max_requests_per_connection,
 ):
     """Serve a model with MLflow's scoring protocol, hardened against hostile requests."""
+    local_folder(model_uri)  # a local path that is no model: refused before anything starts
     limits = Limits(
         max_body_bytes,
         MAX_JSON_DEPTH,
