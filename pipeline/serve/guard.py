@@ -112,8 +112,9 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        scope, host = absolute_form(scope, headers.get("host"))
         allowed = self.limits.allowed_hosts
-        if allowed is not None and host_name(headers.get("host", "")) not in allowed:
+        if allowed is not None and host is not None and host_name(host) not in allowed:
             body = error_body(421, "this server does not answer for that Host name")
             return await respond(send, 421, body)
         if scope["path"] not in PATHS:
@@ -215,6 +216,21 @@ async def read_body(receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def absolute_form(scope: dict, host: str | None) -> tuple[dict, str | None]:
+    """The scope with the path of an absolute-URI request target (`POST http://a:5000/ping`,
+    which HTTP/1.1 servers must accept), and the host the request names: the URI's authority,
+    else the Host header (None: an HTTP/1.0 request without one, which names none)."""
+    path = scope["path"]
+    if path.lower().startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(path)
+        return {**scope, "path": parts.path or "/"}, parts.netloc
+    if host is None and scope.get("http_version") != "1.0":
+        host = ""  # HTTP/1.1 requires a Host (h11 answers 400 without one)
+    return scope, host
 
 
 def headers_only(send):

@@ -30,18 +30,25 @@ class ConnectionLimits:
     max_requests: int = 100
 
 
-def timeout_answer() -> bytes:
-    body = json.dumps(
-        {
-            "error_code": "REQUEST_TIMEOUT",
-            "message": "the request did not arrive whole within this server's time limit",
-        }
-    ).encode()
+def closing_answer(status: int, reason: str, code: str, message: str) -> bytes:
+    """A whole HTTP answer with MLflow's error shape, for a connection about to be closed."""
+    body = json.dumps({"error_code": code, "message": message}).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+TIMEOUT_ANSWER = closing_answer(
+    408,
+    "Request Timeout",
+    "REQUEST_TIMEOUT",
+    "the request did not arrive whole within this server's time limit",
+)
+INVALID_ANSWER = closing_answer(
+    400, "Bad Request", "BAD_REQUEST", "the request is not valid HTTP/1.1 (or HTTP/1.0)"
+)
 
 
 def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
@@ -79,6 +86,13 @@ def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                     self.cycle.keep_alive = False
                     self.headers.append(CLOSE_HEADER)  # uvicorn answers with the same header
 
+        def send_400_response(self, msg: str):
+            # uvicorn's answer to what h11 cannot parse is text/plain: ours is MLflow's shape.
+            self.disarm()
+            if not self.transport.is_closing():
+                self.transport.write(INVALID_ANSWER)
+                self.transport.close()
+
         def arm(self):
             self.disarm()
             self.deadline = self.loop.call_later(limits.request_seconds, self.on_deadline)
@@ -98,7 +112,7 @@ def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                     return  # the request arrived whole; the scoring time limit holds from here
                 cycle.disconnected = True  # the app reading the body gets http.disconnect
                 cycle.message_event.set()
-            self.transport.write(timeout_answer())
+            self.transport.write(TIMEOUT_ANSWER)
             self.transport.close()
 
     return DeadlineProtocol
