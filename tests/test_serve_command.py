@@ -42,7 +42,7 @@ def test_a_server_started_with_short_flags_listens_where_they_say():
         port = taken.getsockname()[1]
         flags = ["-h", "127.0.0.1", "-p", str(port), "-w", "2"]
         result = subprocess.run(
-            [sys.executable, "-m", "pipeline", "serve", "-m", "x", *flags],
+            [sys.executable, "-m", "pipeline", "serve", "-m", "models:/x@y", *flags],
             cwd=REPO,
             env=clean_env(),
             capture_output=True,

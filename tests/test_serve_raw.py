@@ -99,11 +99,11 @@ CASES = [
     Raw(
         "chunked and content-length",
         post(b"", "Transfer-Encoding: chunked", f"Content-Length: {len(GOOD)}") + chunked(GOOD),
-        (400,),
+        (200,),
     ),
     Raw("transfer-encoding gzip", post(GOOD, "Transfer-Encoding: gzip"), (400,)),
     Raw("short body", post(GOOD, f"Content-Length: {len(GOOD) + 50}"), (408,)),
-    Raw("long body", post(GOOD + b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), (200, 200)),
+    Raw("bytes after the body", post(GOOD) + b"SECRET\r\n\r\n", (200, 400)),
     Raw("body cut short of JSON", post(GOOD, f"Content-Length: {len(GOOD) - 5}"), (400,)),
     Raw(
         "two content-lengths",
@@ -130,13 +130,13 @@ CASES = [
     Raw("bare LF", b"GET /ping HTTP/1.1\nHost: 127.0.0.1\n\n", (200,)),
     # Header and URL sizes.
     Raw("8 KB header", get("/ping", "X-Pad: " + "a" * 8000), (200,)),
-    Raw("100 KB header", get("/ping", "X-Pad: " + "a" * 100_000), (400,)),
+    Raw("100 KB header", get("/ping", "X-Pad: " + "a" * 100_000), (431,)),
     Raw("200 headers", get("/ping", *[f"X-{i}: a" for i in range(200)]), (200,)),
     Raw("8 KB URL", get("/ping?" + "a" * 8000), (200,)),
-    Raw("100 KB URL", get("/SECRET" + "a" * 100_000), (400,)),
+    Raw("100 KB URL", get("/SECRET" + "a" * 100_000), (414,)),
     Raw("header without colon", get("/ping", "SECRET"), (400,)),
     Raw("header with space before colon", get("/ping", "X-A : 1"), (400,)),
-    Raw("obsolete line folding", get("/ping", "X-A: 1", " folded"), (400,)),
+    Raw("obsolete line folding", get("/ping", "X-A: 1", " folded"), (200,)),
     Raw("NUL in a header", get("/ping", "X-A: a\x00b"), (400,)),
     # Host variants.
     Raw("no Host in HTTP/1.1", b"GET /ping HTTP/1.1\r\n\r\n", (400,)),
@@ -186,7 +186,7 @@ CASES = [
     Raw(
         "two content-types",
         post(GOOD, CT, "Content-Type: text/csv"),
-        (200, 400),
+        (400,),
     ),
     Raw("CSV CRLF", post("text\r\n좋아요\r\n".encode(), "Content-Type: text/csv"), (200,)),
     Raw("CSV with BOM", post("\ufefftext\n좋아요\n".encode(), "Content-Type: text/csv"), (200,)),

@@ -34,6 +34,8 @@ PROBE_PATHS = ("/ping", "/health")
 # The contract's paths: everything else (FastAPI's /docs, /redoc, /openapi.json) is a 404.
 GET_PATHS = (*PROBE_PATHS, "/version")
 PATHS = frozenset({*GET_PATHS, "/invocations"})
+MAX_TARGET_BYTES = 8192
+MAX_HEADER_BYTES = 32768
 PATHS_HINT = "this server answers POST /invocations and GET " + ", ".join(GET_PATHS)
 
 log = logging.getLogger("uvicorn.error")
@@ -52,8 +54,9 @@ def internal_error(during: str) -> str:
     return f"internal error {error_id}; details are in the server log"
 
 
-async def respond(send, status: int, body: bytes, close: bool = False) -> None:
+async def respond(send, status: int, body: bytes, close: bool = False, extra=()) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers.extend(extra)
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -114,11 +117,13 @@ class Guard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         scope, host = absolute_form(scope, headers.get("host"))
         allowed = self.limits.allowed_hosts
-        if allowed is not None and host is not None and host_name(host) not in allowed:
-            body = error_body(421, "this server does not answer for that Host name")
-            return await respond(send, 421, body)
-        if scope["path"] not in PATHS:
-            return await respond(send, 404, error_body(404, "no such path: " + PATHS_HINT))
+        refused = refusal(scope)
+        foreign = allowed is not None and host is not None and host_name(host) not in allowed
+        if refused is None and foreign:
+            refused = 421, "this server does not answer for that Host name", []
+        if refused is not None:
+            status, message, extra = refused
+            return await respond(send, status, error_body(status, message), extra=extra)
         if scope["method"] == "HEAD" and scope["path"] in GET_PATHS:
             scope, send = {**scope, "method": "GET"}, headers_only(send)
         if scope["path"] in PROBE_PATHS:
@@ -134,6 +139,8 @@ class Guard:
         limit = self.limits.max_body_bytes
         ends = asyncio.get_running_loop().time() + self.limits.scoring_seconds
         try:
+            if sum(k.lower() == b"content-type" for k, _ in scope["headers"]) > 1:
+                raise RequestError(400, "the request has more than one Content-Type")
             identity_encoding(headers.get("content-encoding"))
             kind = body_kind(headers.get("content-type"))
             declared = declared_length(headers.get("content-length"))
@@ -216,6 +223,26 @@ async def read_body(receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def refusal(scope: dict) -> tuple[int, str, list] | None:
+    """The status, message and extra headers of a request refused for its request line or the
+    size of its headers (None: none of these): a version other than HTTP/1.0 and 1.1, a long
+    URL or header block, a path outside the contract, a method the path does not take."""
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        return 400, "unsupported HTTP version: send HTTP/1.1", [(b"connection", b"close")]
+    if len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET_BYTES:
+        return 414, f"the URL is longer than {MAX_TARGET_BYTES} bytes", []
+    if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+        return 431, f"the headers are longer than {MAX_HEADER_BYTES} bytes", []
+    path, method = scope["path"], scope["method"]
+    if path not in PATHS:
+        return 404, "no such path: " + PATHS_HINT, []
+    allowed = ("GET", "HEAD") if path in GET_PATHS else ("POST",)
+    if method not in allowed:
+        allow = ", ".join(allowed).encode()
+        return 405, f"{path} takes {' and '.join(allowed)} only", [(b"allow", allow)]
+    return None
 
 
 def absolute_form(scope: dict, host: str | None) -> tuple[dict, str | None]:
