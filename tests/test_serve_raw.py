@@ -302,7 +302,7 @@ def test_every_raw_request_ends_by_the_contract(address, case):
 
 @pytest.mark.e2e
 def test_a_request_that_scores_too_long_is_a_504_and_the_worker_goes_on(sample_repo, servers):
-    texts = [f"리뷰 {i} 정말 재밌어요 배우들 연기가 좋았다" for i in range(60_000)]
+    texts = [f"리뷰 {i} 정말 재밌어요 배우들 연기가 좋았다" for i in range(30_000)]  # ~1.5 MB
     with servers.start(servers.serve_command("--request-timeout", "1"), sample_repo) as (_, log):
         base = log.wait_for(r"listening on (http://\S+);", 120).group(1)
         servers.wait_ready(base)
@@ -313,3 +313,26 @@ def test_a_request_that_scores_too_long_is_a_504_and_the_worker_goes_on(sample_r
         assert answer.status_code == 504, answer.text[:300]
         assert time.monotonic() - start < 10
         assert servers.still_serving(base)
+
+
+@pytest.mark.e2e
+def test_stalled_connections_do_not_starve_a_normal_client(address):
+    stalled = []
+    try:
+        for i in range(250):
+            conn = socket.create_connection(address, timeout=ARRIVAL + 30)
+            conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-%d: " % i)
+            stalled.append(conn)
+        times = []
+        for _ in range(100):
+            start = time.monotonic()
+            found, _ = exchange(address, Raw("normal", post(GOOD, "Connection: close"), (200,)))
+            times.append(time.monotonic() - start)
+            assert [status for status, _, _ in found] == [200]
+        times.sort()
+        assert times[98] < 1.0, times[-5:]
+        ended = {conn.recv(12) for conn in stalled}
+        assert ended == {b"HTTP/1.1 408"}
+    finally:
+        for conn in stalled:
+            conn.close()
