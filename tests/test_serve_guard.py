@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.serve.guard import absolute_form, plain_texts, refusal, text_checker
+from pipeline.serve.guard import plain_texts, text_checker
 
 CHAMPION = "models:/korean-sentiment@champion"
 GOOD = {"inputs": ["정말 감동적이고 훌륭한 영화"]}
@@ -523,47 +523,6 @@ def served(sample_repo, servers) -> Iterator[str]:
 )
 def test_plain_texts_are_the_common_forms_of_valid_texts_only(value, texts):
     assert plain_texts(value) == texts
-
-
-def scope(path="/ping", method="GET", version="1.1", headers=(), query=b"") -> dict:
-    return {
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "method": method,
-        "http_version": version,
-        "headers": list(headers),
-    }
-
-
-@pytest.mark.parametrize(
-    ("request_scope", "status"),
-    [
-        (scope(), None),
-        (scope("/invocations", "POST"), None),
-        (scope("/version", "HEAD"), None),
-        (scope(version="2"), 400),
-        (scope(version="0.9"), 400),
-        (scope(query=b"a" * 9000), 414),
-        (scope(headers=[(b"x-pad", b"a" * 40_000)]), 431),
-        (scope("/docs"), 404),
-        (scope("/openapi.json"), 404),
-        (scope("/ping", "POST"), 405),
-        (scope("/invocations", "GET"), 405),
-        (scope("/invocations", "HEAD"), 405),
-    ],
-)
-def test_refusal_is_the_request_line_s_answer(request_scope, status):
-    refused = refusal(request_scope)
-    assert (refused and refused[0]) == status
-
-
-def test_an_absolute_uri_target_is_its_path_and_its_authority_the_host():
-    served, host = absolute_form(scope("http://localhost:5000/ping"), "evil.example")
-    assert (served["path"], host) == ("/ping", "localhost:5000")
-    assert absolute_form(scope(), "a:1")[1] == "a:1"
-    assert absolute_form(scope(version="1.0"), None)[1] is None  # HTTP/1.0 names no host
-    assert absolute_form(scope(), None)[1] == ""  # HTTP/1.1 must
 
 
 ROWS = [

@@ -17,8 +17,11 @@ from collections.abc import Callable
 
 from pipeline.contract import FORMAT_HINT, TEXT_COLUMN
 from pipeline.serve.checks import (
+    GET_PATHS,
+    PROBE_PATHS,
     Limits,
     RequestError,
+    absolute_form,
     body_kind,
     checked_json,
     csv_as_json,
@@ -26,17 +29,10 @@ from pipeline.serve.checks import (
     error_body,
     host_name,
     identity_encoding,
+    refusal,
     too_large,
 )
 from pipeline.text import is_encodable
-
-PROBE_PATHS = ("/ping", "/health")
-# The contract's paths: everything else (FastAPI's /docs, /redoc, /openapi.json) is a 404.
-GET_PATHS = (*PROBE_PATHS, "/version")
-PATHS = frozenset({*GET_PATHS, "/invocations"})
-MAX_TARGET_BYTES = 8192
-MAX_HEADER_BYTES = 32768
-PATHS_HINT = "this server answers POST /invocations and GET " + ", ".join(GET_PATHS)
 
 log = logging.getLogger("uvicorn.error")
 
@@ -223,41 +219,6 @@ async def read_body(receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def refusal(scope: dict) -> tuple[int, str, list] | None:
-    """The status, message and extra headers of a request refused for its request line or the
-    size of its headers (None: none of these): a version other than HTTP/1.0 and 1.1, a long
-    URL or header block, a path outside the contract, a method the path does not take."""
-    if scope.get("http_version") not in ("1.0", "1.1"):
-        return 400, "unsupported HTTP version: send HTTP/1.1", [(b"connection", b"close")]
-    if len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET_BYTES:
-        return 414, f"the URL is longer than {MAX_TARGET_BYTES} bytes", []
-    if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADER_BYTES:
-        return 431, f"the headers are longer than {MAX_HEADER_BYTES} bytes", []
-    path, method = scope["path"], scope["method"]
-    if path not in PATHS:
-        return 404, "no such path: " + PATHS_HINT, []
-    allowed = ("GET", "HEAD") if path in GET_PATHS else ("POST",)
-    if method not in allowed:
-        allow = ", ".join(allowed).encode()
-        return 405, f"{path} takes {' and '.join(allowed)} only", [(b"allow", allow)]
-    return None
-
-
-def absolute_form(scope: dict, host: str | None) -> tuple[dict, str | None]:
-    """The scope with the path of an absolute-URI request target (`POST http://a:5000/ping`,
-    which HTTP/1.1 servers must accept), and the host the request names: the URI's authority,
-    else the Host header (None: an HTTP/1.0 request without one, which names none)."""
-    path = scope["path"]
-    if path.lower().startswith(("http://", "https://")):
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(path)
-        return {**scope, "path": parts.path or "/"}, parts.netloc
-    if host is None and scope.get("http_version") != "1.0":
-        host = ""  # HTTP/1.1 requires a Host (h11 answers 400 without one)
-    return scope, host
 
 
 def headers_only(send):
