@@ -39,32 +39,60 @@ class InputError(MlflowException):
 
 
 def texts_from(model_input) -> list[str]:
-    """The `text` column (of a table, or a list or Series of texts) as strings, or an InputError
-    saying what is wrong and in which rows. Values are checked before pandas sees them: it
-    cannot even hold a text with a lone surrogate in its string columns."""
+    """The `text` column (of a table, or a list or Series of texts) as strings, one per row, or
+    an InputError saying what is wrong and in which rows: a table with other or duplicated
+    columns, a cell that is not a string (an array or an object included). Values are checked
+    before pandas sees them: it cannot even hold a text with a lone surrogate in its string
+    columns."""
     if isinstance(model_input, pd.Series):
         values = model_input.tolist()
     elif isinstance(model_input, list):
         values = model_input
     elif isinstance(model_input, pd.DataFrame):
-        if TEXT_COLUMN not in model_input.columns:
-            others = len(model_input.columns)
-            raise InputError(
-                f"missing column '{TEXT_COLUMN}'; the table has {others} other "
-                f"column{'' if others == 1 else 's'}"
-            )
-        values = model_input[TEXT_COLUMN].tolist()
+        values = model_input[column_checked(list(model_input.columns))].tolist()
     else:
         raise InputError(
             f"expected a table with a '{TEXT_COLUMN}' column or a list of texts, got "
             f"{json_kind(model_input)}"
         )
-    if len(values) == 1 and isinstance(values[0], list | tuple | np.ndarray):
-        values = list(values[0])  # {"inputs": [...]} can arrive as one row holding the list
     problems = [(i, problem) for i, value in enumerate(values) if (problem := text_problem(value))]
     if problems:
         raise InputError(rows_named(problems))
     return values
+
+
+def column_checked(columns: list) -> str:
+    """The text column's name, when it is the table's only column; else an InputError."""
+    if TEXT_COLUMN not in columns:
+        others = len(columns)
+        raise InputError(
+            f"missing column '{TEXT_COLUMN}'; the table has {others} other "
+            f"column{'' if others == 1 else 's'}"
+        )
+    if columns.count(TEXT_COLUMN) > 1:
+        raise InputError(f"the column '{TEXT_COLUMN}' appears {columns.count(TEXT_COLUMN)} times")
+    if len(columns) > 1:
+        others = len(columns) - 1
+        raise InputError(
+            f"the table has {others} column{'' if others == 1 else 's'} besides '{TEXT_COLUMN}': "
+            f"send only the '{TEXT_COLUMN}' column"
+        )
+    return TEXT_COLUMN
+
+
+def enforced_texts(model_input) -> list[str]:
+    """The texts of what MLflow's schema enforcement hands the model. It turns the column
+    `{"text": [...]}` (how MLflow reads `{"inputs": [...]}`) into one row holding the list; that
+    row is unwrapped here, once, and its items must be strings. `pipeline serve` checks the
+    request before enforcement, where a cell holding an array is still told apart (a 400)."""
+    if (
+        isinstance(model_input, pd.DataFrame)
+        and len(model_input) == 1
+        and list(model_input.columns) == [TEXT_COLUMN]
+        and isinstance(model_input.iloc[0, 0], list | tuple | np.ndarray)
+    ):
+        return texts_from(list(model_input.iloc[0, 0]))
+    return texts_from(model_input)
 
 
 def text_problem(value) -> str | None:
@@ -103,4 +131,4 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        return self.bundle.predict(texts_from(model_input))
+        return self.bundle.predict(enforced_texts(model_input))

@@ -4,7 +4,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from pipeline.contract import MAX_ROWS_NAMED
-from pipeline.pyfunc import SIGNATURE, InputError, json_kind, texts_from
+from pipeline.pyfunc import SIGNATURE, InputError, enforced_texts, json_kind, texts_from
 
 
 def test_accepts_frames_series_and_lists():
@@ -75,10 +75,30 @@ def test_signature():
     assert SIGNATURE.outputs.input_names() == ["label", "sentiment", "probability"]
 
 
-def test_one_row_holding_a_list_is_a_batch():
-    assert texts_from(pd.DataFrame({"text": [["가", "나"]]})) == ["가", "나"]
+@pytest.mark.parametrize(
+    ("model_input", "message"),
+    [
+        (pd.DataFrame({"text": [["SECRET", "b", "c"]]}), "^row 0: .*got an array$"),
+        (pd.DataFrame({"text": [{"SECRET": 1}]}), "^row 0: .*got an object$"),
+        (pd.DataFrame({"text": ["a", [["SECRET"]]]}), "^row 1: .*got an array$"),
+        (pd.DataFrame([["a", "b"]], columns=["text", "text"]), "'text' appears 2 times"),
+        (pd.DataFrame({"text": ["a"], "SECRET": [1]}), "1 column besides 'text'"),
+    ],
+)
+def test_a_row_is_one_text_and_the_table_only_the_text_column(model_input, message):
+    with pytest.raises(InputError, match=message) as error:
+        texts_from(model_input)
+    assert "SECRET" not in error.value.message
+
+
+def test_the_row_schema_enforcement_makes_of_a_column_is_unwrapped_once():
+    # MLflow's enforcement turns {"text": ["가", "나"]} into one row holding the list.
+    assert enforced_texts(pd.DataFrame({"text": [["가", "나"]]})) == ["가", "나"]
+    assert enforced_texts(pd.DataFrame({"text": ["가", "나"]})) == ["가", "나"]
     with pytest.raises(InputError, match="row 1"):
-        texts_from(pd.DataFrame({"text": [["가", None]]}))
+        enforced_texts(pd.DataFrame({"text": [["가", None]]}))
+    with pytest.raises(InputError, match="row 0: .*got an array"):
+        enforced_texts(pd.DataFrame({"text": [[["가", "나"]]]}))
 
 
 def test_the_logged_model_answers_unknown_for_texts_without_features(tracking_uri, tmp_path):
@@ -89,6 +109,7 @@ def test_the_logged_model_answers_unknown_for_texts_without_features(tracking_ur
     from tests.helpers import fit_small
 
     write_bundle(fit_small(), tmp_path / "bundle")
+    mlflow.set_experiment("unknown-texts")  # this store's own, not one a test before set
     with mlflow.start_run():
         uri = log_pyfunc(tmp_path / "bundle").model_uri
     texts = ["😀👍🎬🍿", "هذا الفيلم رائع جدا", "영화 좋다 w1"]

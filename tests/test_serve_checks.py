@@ -10,12 +10,15 @@ from pipeline.errors import PipelineError
 from pipeline.serve.checks import (
     LOOPBACK_NAMES,
     RequestError,
+    absolute_form,
     allowed_hosts,
     body_kind,
     checked_json,
     csv_as_json,
     host_name,
+    identity_encoding,
     json_depth_exceeds,
+    refusal,
 )
 
 
@@ -141,3 +144,57 @@ def test_bad_csv_is_a_400_without_echo(body, message):
         csv_as_json(body)
     assert error.value.status == 400
     assert "SECRET" not in error.value.message
+
+
+@pytest.mark.parametrize("value", [None, "", "identity", " Identity "])
+def test_a_body_sent_as_is_is_read(value):
+    identity_encoding(value)
+
+
+@pytest.mark.parametrize("value", ["gzip", "br", "deflate", "identity, gzip", "x-SECRET"])
+def test_a_compressed_body_is_a_415(value):
+    with pytest.raises(RequestError, match="unsupported Content-Encoding") as error:
+        identity_encoding(value)
+    assert error.value.status == 415
+    assert "SECRET" not in error.value.message
+
+
+def scope(path="/ping", method="GET", version="1.1", headers=(), query=b"") -> dict:
+    return {
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "method": method,
+        "http_version": version,
+        "headers": list(headers),
+    }
+
+
+@pytest.mark.parametrize(
+    ("request_scope", "status"),
+    [
+        (scope(), None),
+        (scope("/invocations", "POST"), None),
+        (scope("/version", "HEAD"), None),
+        (scope(version="2"), 400),
+        (scope(version="0.9"), 400),
+        (scope(query=b"a" * 9000), 414),
+        (scope(headers=[(b"x-pad", b"a" * 40_000)]), 431),
+        (scope("/docs"), 404),
+        (scope("/openapi.json"), 404),
+        (scope("/ping", "POST"), 405),
+        (scope("/invocations", "GET"), 405),
+        (scope("/invocations", "HEAD"), 405),
+    ],
+)
+def test_refusal_is_the_request_line_s_answer(request_scope, status):
+    refused = refusal(request_scope)
+    assert (refused and refused[0]) == status
+
+
+def test_an_absolute_uri_target_is_its_path_and_its_authority_the_host():
+    served, host = absolute_form(scope("http://localhost:5000/ping"), "evil.example")
+    assert (served["path"], host) == ("/ping", "localhost:5000")
+    assert absolute_form(scope(), "a:1")[1] == "a:1"
+    assert absolute_form(scope(version="1.0"), None)[1] is None  # HTTP/1.0 names no host
+    assert absolute_form(scope(), None)[1] == ""  # HTTP/1.1 must

@@ -42,7 +42,7 @@ def test_a_server_started_with_short_flags_listens_where_they_say():
         port = taken.getsockname()[1]
         flags = ["-h", "127.0.0.1", "-p", str(port), "-w", "2"]
         result = subprocess.run(
-            [sys.executable, "-m", "pipeline", "serve", "-m", "x", *flags],
+            [sys.executable, "-m", "pipeline", "serve", "-m", "models:/x@y", *flags],
             cwd=REPO,
             env=clean_env(),
             capture_output=True,
@@ -53,3 +53,18 @@ def test_a_server_started_with_short_flags_listens_where_they_say():
     assert result.stderr.strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_connection_limits_default_and_read_mlflow_s_timeout_variable(monkeypatch):
+    parsed = command.make_context("serve", ["-m", "models:/m@champion"]).params
+    assert parsed["request_arrival_timeout"] <= 30
+    assert (parsed["request_timeout"], parsed["keep_alive_timeout"]) == (60, 5)
+    monkeypatch.setenv("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", "7")
+    assert command.make_context("serve", ["-m", "models:/m"]).params["request_timeout"] == 7
+
+
+def test_a_limit_that_is_not_positive_is_refused():
+    for option in ("--request-timeout", "--request-arrival-timeout", "--keep-alive-timeout"):
+        result = CliRunner().invoke(cli, ["serve", "-m", "models:/m@champion", option, "0"])
+        assert result.exit_code == 2
+        assert f"Invalid value for '{option}'" in result.output

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.serve.guard import plain_texts
+from pipeline.serve.guard import plain_texts, text_checker
 
 CHAMPION = "models:/korean-sentiment@champion"
 GOOD = {"inputs": ["정말 감동적이고 훌륭한 영화"]}
@@ -280,6 +280,61 @@ CASES = [
         message="row 0: text must be a string, got an array",
         echo="SECRET",
     ),
+    # One prediction per row, in every request form: a cell holding an array or an object is
+    # that row's error, and the table is the text column only.
+    *[
+        Case(f"array cell in {form}", 400, js(request), message="row 0: .*got an array")
+        for form, request in (
+            ("dataframe_split", {"dataframe_split": {"columns": ["text"], "data": [[["a", "b"]]]}}),
+            ("dataframe_records", {"dataframe_records": [{"text": ["a", "b"]}]}),
+            ("instances", {"instances": [["a", "b"]]}),
+            ("instances records", {"instances": [{"text": ["a", "b"]}]}),
+            ("inputs", {"inputs": [["a", "b", "c"]]}),
+            ("inputs columns", {"inputs": {"text": [["a", "b"]]}}),
+            ("inputs with params", {"inputs": [["a", "b"]], "params": {}}),
+        )
+    ],
+    *[
+        Case(f"object cell in {form}", 400, js(request), message="row 0: .*got an object")
+        for form, request in (
+            ("dataframe_split", {"dataframe_split": {"columns": ["text"], "data": [[{"a": 1}]]}}),
+            ("dataframe_records", {"dataframe_records": [{"text": {"a": 1}}]}),
+            ("inputs columns", {"inputs": {"text": [{"a": 1}]}}),
+        )
+    ],
+    Case(
+        "duplicated column",
+        400,
+        js({"dataframe_split": {"columns": ["text", "text"], "data": [["a", "b"]]}}),
+        message="'text' appears 2 times",
+    ),
+    Case(
+        "extra column in a split",
+        400,
+        js({"dataframe_split": {"columns": ["text", "SECRET"], "data": [["a", 1]]}}),
+        message="1 column besides 'text'",
+        echo="SECRET",
+    ),
+    Case(
+        "extra column in records",
+        400,
+        js({"dataframe_records": [{"text": "a", "SECRET": 1}]}),
+        message="besides 'text'",
+        echo="SECRET",
+    ),
+    Case(
+        "extra column in inputs",
+        400,
+        js({"inputs": {"text": ["a"], "SECRET": [1]}}),
+        message="besides 'text'",
+        echo="SECRET",
+    ),
+    Case(
+        "one text with params",
+        200,
+        js({"inputs": ["좋아요"], "params": {}}),
+        check=labels([SCORED]),
+    ),
     Case("NaN", 400, b'{"inputs": ["a", NaN]}', message="row 1: text must be a string"),
     Case("single string", 400, js({"inputs": "SECRET"}), echo="SECRET"),
     Case("single number", 400, js({"inputs": 5})),
@@ -388,7 +443,39 @@ CASES = [
     Case("health", 200, method="GET", path="/health"),
     Case("version", 200, method="GET", path="/version"),
     Case("GET invocations", 405, method="GET"),
-    Case("unknown path", 404, method="GET", path="/SECRET", echo="SECRET"),
+    Case("unknown path", 404, method="GET", path="/SECRET", echo="SECRET", message="no such path"),
+    *[
+        Case(f"{method} {path}", 404, method=method, path=path, message="no such path")
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/ping/", "/")
+        for method in ("GET", "POST")
+    ],
+    *[
+        Case(f"HEAD {path}", 200, method="HEAD", path=path)
+        for path in ("/ping", "/health", "/version")
+    ],
+    Case("HEAD invocations", 405, method="HEAD"),
+    Case(
+        "gzip body",
+        415,
+        b"\x1f\x8bSECRET",
+        {**JSON, "Content-Encoding": "gzip"},
+        echo="SECRET",
+        message="Content-Encoding",
+    ),
+    Case(
+        "br label on JSON",
+        415,
+        js(GOOD),
+        {**JSON, "Content-Encoding": "br"},
+        message="Content-Encoding",
+    ),
+    Case(
+        "identity encoding",
+        200,
+        js(GOOD),
+        {**JSON, "Content-Encoding": "identity"},
+        check=labels([1]),
+    ),
 ]
 
 
@@ -449,6 +536,46 @@ def test_plain_texts_are_the_common_forms_of_valid_texts_only(value, texts):
     assert plain_texts(value) == texts
 
 
+ROWS = [
+    ({"dataframe_split": {"columns": ["text"], "data": [["a"], ["b"]]}}, None),
+    ({"dataframe_records": [{"text": "a"}, {"text": "b"}]}, None),
+    ({"instances": ["a", "b"]}, None),
+    ({"instances": [{"text": "a"}]}, None),
+    ({"inputs": ["a"]}, None),
+    ({"inputs": {"text": ["a", "b"]}}, None),
+    ({"inputs": {"text": "a"}}, None),
+    ({"dataframe_split": {"columns": ["text"], "data": [[["a", "b", "c"]]]}}, "row 0: .*array"),
+    ({"dataframe_split": {"columns": ["text"], "data": [["a"], [{"k": 1}]]}}, "row 1: .*object"),
+    ({"dataframe_records": [{"text": [["a"]]}]}, "row 0: .*array"),
+    ({"instances": [["a", "b"]]}, "row 0: .*array"),
+    ({"instances": [{"text": {"k": 1}}]}, "row 0: .*object"),
+    ({"inputs": [["a", "b", "c"]]}, "row 0: .*array"),
+    ({"inputs": {"text": [["a", "b"]]}}, "row 0: .*array"),
+    ({"dataframe_split": {"columns": ["text", "text"], "data": [["a", "b"]]}}, "2 times"),
+    ({"dataframe_split": {"columns": ["text", "id"], "data": [["a", 1]]}}, "besides 'text'"),
+    ({"dataframe_records": [{"text": "a", "id": 1}]}, "besides 'text'"),
+    ({"inputs": {"text": ["a"], "id": [1]}}, "besides 'text'"),
+]
+
+
+@pytest.mark.parametrize(("request_body", "problem"), ROWS)
+def test_the_check_sees_every_input_form_as_mlflow_parses_it(request_body, problem):
+    """One text per row in every form, as MLflow's server parses it (before its schema
+    enforcement, which would make one row of a list)."""
+    from mlflow.pyfunc import scoring_server
+
+    from pipeline.pyfunc import SIGNATURE, InputError
+
+    data, _ = scoring_server._split_data_and_params(json.dumps(request_body))
+    parsed = scoring_server.infer_and_parse_data(data, SIGNATURE.inputs)
+    check = text_checker()
+    if problem is None:
+        check(parsed)
+    else:
+        with pytest.raises(InputError, match=problem):
+            check(parsed)
+
+
 @pytest.mark.e2e
 def test_plain_requests_get_the_answer_mlflow_s_app_gives(served):
     texts = ["정말 감동적이고 훌륭한 영화", "지루하고 별로였어", "", "\u200b", "😀 good"]
@@ -473,7 +600,9 @@ def test_serve_answers_every_request_by_the_contract(served, servers, case):
     assert not answer.leaks(), answer.text[:500]
     if case.echo:
         assert case.echo not in answer.text
-    if case.status >= 400:
+    if case.method == "HEAD":
+        assert answer.size == 0
+    elif case.status >= 400:
         assert answer.size <= MAX_ERROR_BYTES
         error = json.loads(answer.text)
         assert re.search(case.message, error.get("message", error.get("detail", "")))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.serve.workers import one_line
 from tests.helpers import clean_env
 
 CHAMPION = "models:/korean-sentiment@champion"
@@ -61,3 +62,56 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def serve_error(model: str, cwd: Path) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "serve", "-m", model, "--port", "0"],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    return result.stderr.strip().splitlines()
+
+
+def test_a_folder_that_is_not_a_model_is_refused_before_anything_is_copied(tmp_path):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(b"x" * 1000)
+    assert serve_error(str(folder), tmp_path) == [
+        f"error: cannot load model {folder}: {folder} is not an MLflow model (no MLmodel)"
+    ]
+    assert serve_error(f"file://{folder}", tmp_path)[0].endswith("(no MLmodel)")
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        ("/nonexistent/folder", "/nonexistent/folder does not exist"),
+        ("missing-relative", "missing-relative does not exist"),
+    ],
+)
+def test_a_path_that_does_not_exist_is_named_in_full(tmp_path, model, problem):
+    assert serve_error(model, tmp_path) == [f"error: cannot load model {model}: {problem}"]
+
+
+def test_a_file_is_not_a_model_folder(tmp_path):
+    (tmp_path / "MLmodel.txt").write_text("x", encoding="utf-8")
+    assert serve_error("MLmodel.txt", tmp_path) == [
+        "error: cannot load model MLmodel.txt: MLmodel.txt is a file, not a model folder"
+    ]
+
+
+def test_mlflow_s_multi_line_errors_are_kept_whole_on_one_line():
+    message = (
+        "The following failures occurred while downloading one or more artifacts from "
+        "/nonexistent:\n##### File folder #####\nNo such artifact: 'folder'"
+    )
+    assert one_line(message) == (
+        "The following failures occurred while downloading one or more artifacts from "
+        "/nonexistent: File folder; No such artifact: 'folder'"
+    )
+    assert len(one_line("x" * 2000)) == 500

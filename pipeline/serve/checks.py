@@ -21,6 +21,13 @@ from pipeline.text import LONE_SURROGATE, is_encodable
 DEFAULT_MAX_BODY_BYTES = 5_000_000
 MAX_JSON_DEPTH = 10  # {"dataframe_split": {"data": [[...]]}} is 4 deep
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+PROBE_PATHS = ("/ping", "/health")
+# The contract's paths: everything else (FastAPI's /docs, /redoc, /openapi.json) is a 404.
+GET_PATHS = (*PROBE_PATHS, "/version")
+PATHS = frozenset({*GET_PATHS, "/invocations"})
+MAX_TARGET_BYTES = 8192
+MAX_HEADER_BYTES = 32768
+PATHS_HINT = "this server answers POST /invocations and GET " + ", ".join(GET_PATHS)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -38,12 +45,18 @@ class Limits:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_depth: int = MAX_JSON_DEPTH
     allowed_hosts: frozenset[str] | None = None  # None: any Host
+    scoring_seconds: float = 60.0  # MLflow's MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT, on every path
 
 
 ERROR_CODES = {
     400: "BAD_REQUEST",
+    404: "ENDPOINT_NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
     413: "REQUEST_LIMIT_EXCEEDED",
+    405: "METHOD_NOT_ALLOWED",
+    414: "REQUEST_LIMIT_EXCEEDED",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    431: "REQUEST_LIMIT_EXCEEDED",
     421: "MISDIRECTED_REQUEST",
     500: "INTERNAL_ERROR",
     503: "TEMPORARILY_UNAVAILABLE",
@@ -72,6 +85,14 @@ def body_kind(content_type: str | None) -> str:
         if value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             raise RequestError(415, "unsupported charset: the body must be UTF-8")
     return kind
+
+
+def identity_encoding(content_encoding: str | None) -> None:
+    """Nothing for a body sent as is; a 415 for any Content-Encoding (gzip, br, ...): a
+    compressed body is not read (no decompression, so no bomb to cap)."""
+    codings = {c.strip().lower() for c in (content_encoding or "").split(",")} - {"", "identity"}
+    if codings:
+        raise RequestError(415, "unsupported Content-Encoding: send the body uncompressed")
 
 
 def declared_length(value: str | None) -> int | None:
@@ -232,3 +253,38 @@ def allowed_hosts(option: str | None, bind_host: str) -> frozenset[str] | None:
     if not names:
         raise PipelineError("--allowed-hosts names no host; use '*' to allow any")
     return None if "*" in names else frozenset(names)
+
+
+def refusal(scope: dict) -> tuple[int, str, list] | None:
+    """The status, message and extra headers of a request refused for its request line or the
+    size of its headers (None: none of these): a version other than HTTP/1.0 and 1.1, a long
+    URL or header block, a path outside the contract, a method the path does not take."""
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        return 400, "unsupported HTTP version: send HTTP/1.1", [(b"connection", b"close")]
+    if len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET_BYTES:
+        return 414, f"the URL is longer than {MAX_TARGET_BYTES} bytes", []
+    if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+        return 431, f"the headers are longer than {MAX_HEADER_BYTES} bytes", []
+    path, method = scope["path"], scope["method"]
+    if path not in PATHS:
+        return 404, "no such path: " + PATHS_HINT, []
+    allowed = ("GET", "HEAD") if path in GET_PATHS else ("POST",)
+    if method not in allowed:
+        allow = ", ".join(allowed).encode()
+        return 405, f"{path} takes {' and '.join(allowed)} only", [(b"allow", allow)]
+    return None
+
+
+def absolute_form(scope: dict, host: str | None) -> tuple[dict, str | None]:
+    """The scope with the path of an absolute-URI request target (`POST http://a:5000/ping`,
+    which HTTP/1.1 servers must accept), and the host the request names: the URI's authority,
+    else the Host header (None: an HTTP/1.0 request without one, which names none)."""
+    path = scope["path"]
+    if path.lower().startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(path)
+        return {**scope, "path": parts.path or "/"}, parts.netloc
+    if host is None and scope.get("http_version") != "1.0":
+        host = ""  # HTTP/1.1 requires a Host (h11 answers 400 without one)
+    return scope, host

@@ -19,10 +19,13 @@ from pipeline.serve.checks import (
 )
 from pipeline.serve.copies import model_copy
 from pipeline.serve.follow import Follower, first_model
+from pipeline.serve.protocol import ConnectionLimits
 from pipeline.serve.served import alias_target
 from pipeline.serve.supervisor import Stopped, Supervisor, announce_address, raise_stopped
-from pipeline.serve.workers import WorkerSettings, listen
+from pipeline.serve.workers import WorkerSettings, listen, local_folder
 from pipeline.tracking import reap_project_store
+
+TIMEOUT_VARIABLE = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
 
 
 @click.command("serve")
@@ -73,13 +76,67 @@ from pipeline.tracking import reap_project_store
     help="For models:/<name>@<alias>: seconds between looks at the registry; when the alias "
     "moves, the workers switch to its new version. 0: serve the version found at start.",
 )
-def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option, follow_interval):
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    envvar=TIMEOUT_VARIABLE,
+    help=f"Seconds a request may take to score, on every path; then HTTP 504 (also read from "
+    f"{TIMEOUT_VARIABLE}, as by mlflow models serve).",
+)
+@click.option(
+    "--request-arrival-timeout",
+    type=click.FloatRange(min=0.1),
+    default=ConnectionLimits.request_seconds,
+    show_default=True,
+    help="Seconds a request's headers and body may take to arrive, from the connection's start "
+    "or its previous answer; then HTTP 408 and the connection is closed.",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=click.FloatRange(min=0.1),
+    default=ConnectionLimits.keep_alive_seconds,
+    show_default=True,
+    help="Seconds an idle connection stays open.",
+)
+@click.option(
+    "--max-requests-per-connection",
+    type=click.IntRange(1),
+    default=ConnectionLimits.max_requests,
+    show_default=True,
+    help="Answers on one connection; the last says Connection: close, so clients reconnect and "
+    "spread over the workers (again after a worker restarts).",
+)
+def command(
+    model_uri,
+    host,
+    port,
+    workers,
+    max_body_bytes,
+    allowed_hosts_option,
+    follow_interval,
+    request_timeout,
+    request_arrival_timeout,
+    keep_alive_timeout,
+    max_requests_per_connection,
+):
     """Serve a model with MLflow's scoring protocol, hardened against hostile requests."""
+    local_folder(model_uri)  # a local path that is no model: refused before anything starts
     try:  # no run of a dead process stays RUNNING; serving a model never waits on it
         reap_project_store(repo_root())
     except PipelineError as exc:
         click.echo(f"warning: {exc}", err=True)
-    limits = Limits(max_body_bytes, MAX_JSON_DEPTH, allowed_hosts(allowed_hosts_option, host))
+    limits = Limits(
+        max_body_bytes,
+        MAX_JSON_DEPTH,
+        allowed_hosts(allowed_hosts_option, host),
+        scoring_seconds=request_timeout,
+    )
+    os.environ[TIMEOUT_VARIABLE] = f"{request_timeout:g}"  # MLflow's app, in the workers
+    connections = ConnectionLimits(
+        request_arrival_timeout, keep_alive_timeout, max_requests_per_connection
+    )
     sock = listen(host, port)
     url = announce_address(sock)
     click.echo(f"listening on {url}; loading {model_uri} in {workers} worker(s)", err=True)
@@ -95,7 +152,9 @@ def command(model_uri, host, port, workers, max_body_bytes, allowed_hosts_option
             served = first_model(model_uri, copy)
             follow = follow_interval > 0 and alias_target(model_uri) is not None
             published = str(copy / "served.json") if follow else ""
-            settings = WorkerSettings(served, limits, os.getpid(), published)
+            settings = WorkerSettings(
+                served, limits, os.getpid(), published, connections=connections
+            )
             supervisor = Supervisor(sock, settings, workers)
             signal.signal(signal.SIGTERM, supervisor.on_signal)
             signal.signal(signal.SIGINT, supervisor.on_signal)

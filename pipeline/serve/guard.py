@@ -17,20 +17,23 @@ from collections.abc import Callable
 
 from pipeline.contract import FORMAT_HINT, TEXT_COLUMN
 from pipeline.serve.checks import (
+    GET_PATHS,
+    PROBE_PATHS,
     Limits,
     RequestError,
+    absolute_form,
     body_kind,
     checked_json,
     csv_as_json,
     declared_length,
     error_body,
     host_name,
+    identity_encoding,
+    refusal,
     too_large,
 )
 from pipeline.serve.served import VERSION_HEADER
 from pipeline.text import is_encodable
-
-PROBE_PATHS = ("/ping", "/health")
 
 log = logging.getLogger("uvicorn.error")
 
@@ -48,8 +51,9 @@ def internal_error(during: str) -> str:
     return f"internal error {error_id}; details are in the server log"
 
 
-async def respond(send, status: int, body: bytes, close: bool = False) -> None:
+async def respond(send, status: int, body: bytes, close: bool = False, extra=()) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers.extend(extra)
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -115,10 +119,17 @@ class Guard:
         if self.version_header is not None:
             send = with_header(send, self.version_header)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        scope, host = absolute_form(scope, headers.get("host"))
         allowed = self.limits.allowed_hosts
-        if allowed is not None and host_name(headers.get("host", "")) not in allowed:
-            body = error_body(421, "this server does not answer for that Host name")
-            return await respond(send, 421, body)
+        refused = refusal(scope)
+        foreign = allowed is not None and host is not None and host_name(host) not in allowed
+        if refused is None and foreign:
+            refused = 421, "this server does not answer for that Host name", []
+        if refused is not None:
+            status, message, extra = refused
+            return await respond(send, status, error_body(status, message), extra=extra)
+        if scope["method"] == "HEAD" and scope["path"] in GET_PATHS:
+            scope, send = {**scope, "method": "GET"}, headers_only(send)
         if scope["path"] in PROBE_PATHS:
             ready, total = self.readiness()
             if ready < total:
@@ -132,7 +143,11 @@ class Guard:
 
     async def invocations(self, scope, receive, send, headers: dict[str, str]):
         limit = self.limits.max_body_bytes
+        ends = asyncio.get_running_loop().time() + self.limits.scoring_seconds
         try:
+            if sum(k.lower() == b"content-type" for k, _ in scope["headers"]) > 1:
+                raise RequestError(400, "the request has more than one Content-Type")
+            identity_encoding(headers.get("content-encoding"))
             kind = body_kind(headers.get("content-type"))
             declared = declared_length(headers.get("content-length"))
             if declared is not None and declared > limit:
@@ -142,9 +157,12 @@ class Guard:
                 return  # the client went away
             request = None  # the parsed JSON, which the guard may answer itself
             if kind == "csv":
-                body = await asyncio.to_thread(csv_as_json, body)
+                body = await in_time(ends, csv_as_json, body)
             else:
-                request = await asyncio.to_thread(checked_json, body, self.limits.max_json_depth)
+                request = await in_time(ends, checked_json, body, self.limits.max_json_depth)
+            answer = None
+            if request is not None and self.model is not None:
+                answer = await in_time(ends, self.scored, request)
         except RequestError as error:
             body = error_body(error.status, error.message)
             unread = error.status in (413, 415)  # answered before the body was read
@@ -152,10 +170,8 @@ class Guard:
         except Exception:
             body = error_body(500, internal_error("checking a request"))
             return await respond(send, 500, body)
-        if request is not None and self.model is not None:
-            answer = await asyncio.to_thread(self.scored, request)
-            if answer is not None:
-                return await respond(send, 200, answer)
+        if answer is not None:
+            return await respond(send, 200, answer)
         scope = {**scope, "headers": forwarded_headers(scope["headers"], len(body))}
         failure: dict = {}
         token = _FAILURE.set(failure)
@@ -200,6 +216,16 @@ def with_header(send, header: tuple[bytes, bytes]):
     return sent
 
 
+async def in_time(ends: float, func: Callable, *args):
+    """`func(*args)` run in a thread, or a 504 once the loop's clock passes `ends`. The thread
+    runs on (Python cannot stop it); the worker goes on serving other requests meanwhile."""
+    left = ends - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(func, *args), max(left, 0))
+    except TimeoutError:
+        raise RequestError(504, "scoring took longer than this server's time limit") from None
+
+
 async def read_body(receive, limit: int) -> bytes | None:
     """The request body, counted as it arrives: a 413 as soon as it passes `limit` bytes."""
     chunks, size = [], 0
@@ -216,9 +242,20 @@ async def read_body(receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def headers_only(send):
+    """`send` for a HEAD request: the GET answer's status and headers, without its body."""
+
+    async def sent(message):
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return sent
+
+
 def forwarded_headers(headers: list, length: int) -> list:
     """The request's headers as MLflow's app sees them: JSON of `length` bytes, not chunked."""
-    dropped = {b"content-type", b"content-length", b"transfer-encoding"}
+    dropped = {b"content-type", b"content-length", b"transfer-encoding", b"content-encoding"}
     kept = [(k, v) for k, v in headers if k.lower() not in dropped]
     return [*kept, (b"content-type", b"application/json"), (b"content-length", b"%d" % length)]
 
@@ -310,13 +347,13 @@ def text_checker() -> Callable:
     """The check CheckedModel runs on what MLflow parsed: a table, a list, or a dict of columns."""
     import numpy as np
 
-    from pipeline.pyfunc import InputError, texts_from
+    from pipeline.pyfunc import column_checked, texts_from
 
     def check(data) -> None:
+        # Before MLflow's schema enforcement, which makes {"text": [...]} one row holding the
+        # list: here a row holding an array is still one row, and a 400.
         if isinstance(data, dict):
-            if TEXT_COLUMN not in data:
-                raise InputError(f"missing column '{TEXT_COLUMN}'")
-            values = data[TEXT_COLUMN]
+            values = data[column_checked(list(data))]
             data = list(values) if isinstance(values, list | tuple | np.ndarray) else [values]
         texts_from(data)
 

@@ -7,18 +7,20 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.serve.checks import Limits
 from pipeline.serve.guard import build_app, safe_error_type, text_checker
+from pipeline.serve.protocol import ConnectionLimits, protocol_class
 from pipeline.serve.served import Served
 
 BACKLOG = 2048
@@ -35,6 +37,7 @@ class WorkerSettings:
     parent_pid: int
     published: str = ""  # the file the parent writes the version to switch to into
     log_level: str = "info"
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def load_model(model_dir: Path):
@@ -174,6 +177,8 @@ def run_worker(index: int, sock: socket.socket, settings: WorkerSettings, shared
     config = uvicorn.Config(
         app,
         lifespan="off",
+        http=protocol_class(settings.connections),
+        timeout_keep_alive=settings.connections.keep_alive_seconds,
         log_level=settings.log_level,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS - 5,
     )
@@ -198,10 +203,27 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def local_folder(uri: str) -> Path | None:
+    """The model folder a local `uri` names (None for a remote URI), or a PipelineError naming
+    what is wrong with it: nothing is copied from a folder that is not a model."""
+    local = local_path(uri)
+    if local is None:
+        return None
+    if (local / "MLmodel").is_file():
+        return local.resolve()
+    if not local.exists():
+        raise PipelineError(f"cannot load model {uri}: {local} does not exist")
+    if not local.is_dir():
+        raise PipelineError(f"cannot load model {uri}: {local} is a file, not a model folder")
+    raise PipelineError(f"cannot load model {uri}: {local} is not an MLflow model (no MLmodel)")
+
+
 def local_model(uri: str, dst: Path) -> Path:
-    """A folder holding the model: `uri` itself when it is one, else MLflow's download of it."""
-    if (Path(uri) / "MLmodel").is_file():
-        return Path(uri).resolve()
+    """A folder holding the model: `uri` itself when it is a local one, else MLflow's download
+    of it."""
+    local = local_folder(uri)
+    if local is not None:
+        return local
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -214,7 +236,25 @@ def local_model(uri: str, dst: Path) -> Path:
     try:
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     except MlflowException as exc:
-        raise PipelineError(f"cannot load model {uri}: {exc.message.splitlines()[0]}") from None
+        raise PipelineError(f"cannot load model {uri}: {one_line(exc.message)}") from None
     if not (path / "MLmodel").is_file():
         raise PipelineError(f"cannot load model {uri}: no MLmodel file in it")
     return path
+
+
+def local_path(uri: str) -> Path | None:
+    """The local path a model URI names (a path, or a file: URI), or None for a remote one."""
+    if uri.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", uri):  # models:/, runs:/, s3://, ...
+        return None
+    return Path(uri)
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """MLflow's message, whole, on one line: its lines joined, `#####` headings dropped."""
+    lines = (line.strip().strip("#").strip() for line in message.splitlines())
+    text = "; ".join(line for line in lines if line).replace(":; ", ": ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
