@@ -14,6 +14,7 @@ from pipeline.io import read_json
 from pipeline.options import params_option
 from pipeline.project import repo_root
 from pipeline.schema import load_section
+from pipeline.tracking_uri import store_uri
 
 
 def _name_and_rule(params_path: Path) -> tuple[str, promotion.Rule]:
@@ -22,6 +23,12 @@ def _name_and_rule(params_path: Path) -> tuple[str, promotion.Rule]:
     tracking.configure(root)
     tracking.reap_project_store(root)  # no run of a dead process stays RUNNING
     return section["registered_model"], promotion.rule_from(section)
+
+
+def _missing_local_store(uri: str) -> Path | None:
+    """The file of a SQLite store that does not exist yet (opening it would create it)."""
+    path = Path(uri.removeprefix("sqlite:///"))
+    return path if uri.startswith("sqlite:///") and not path.is_file() else None
 
 
 @click.group("registry")
@@ -88,6 +95,13 @@ def history(params_path):
 @click.option("--warn-only", is_flag=True, help="Exit 0 even when the registry cannot be read.")
 def status(params_path, evaluated, warn_only):
     """Whether @champion is this workspace's evaluated model, and if not, why."""
+    missing = _missing_local_store(store_uri(repo_root()))
+    if missing:  # a clone that pulled its outputs: nothing registered here, and nothing made
+        click.echo(
+            f"registry: no tracking store at {missing.name} yet; `python -m pipeline publish` "
+            "logs and registers what DVC holds"
+        )
+        return
     try:
         name, _ = _name_and_rule(params_path)
         record = read_json(evaluated) if evaluated.is_file() else None

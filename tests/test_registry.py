@@ -338,3 +338,15 @@ def test_rollback_without_a_champion_is_an_error(store, name):
     model_versions.ensure_registered_model(MlflowClient(), name)
     with pytest.raises(PipelineError, match="has no champion to roll back"):
         registry.rollback(name)
+
+
+def test_status_in_a_clone_with_no_store_says_so_and_creates_none(tmp_path, monkeypatch):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n", encoding="utf-8")
+    params = write_params(tmp_path, "m-none")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    result = CliRunner().invoke(cli, ["registry", "status", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "no tracking store at mlflow.db yet" in result.output
+    assert not (tmp_path / "mlflow.db").exists()

@@ -18,22 +18,10 @@ from pipeline import tracking
 from pipeline.cli import cli
 from pipeline.serve.served import Served, alias_target, named_version
 from pipeline.train import TrainSettings, train_variant, write_bundle
-from tests.helpers import tiny_records
+from tests.helpers import TFIDF, tiny_records
 
 NAME = "tiny"
 TEXT = {"inputs": ["영화 좋다"]}
-TFIDF = {
-    "type": "tfidf_logreg",
-    "tokenizer": None,
-    "analyzer": "char",
-    "ngram_min": 1,
-    "ngram_max": 3,
-    "min_df": 1,
-    "max_features": 1000,
-    "sublinear_tf": True,
-    "nb_scaling": False,
-    "C": 1.0,
-}
 
 
 def test_alias_and_version_uris_are_recognised():
