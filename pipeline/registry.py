@@ -105,10 +105,14 @@ def register_candidate(
         for v in model_versions.all_versions(client, name)
         if digests["model.digest"] and all(v.tags.get(k) == d for k, d in digests.items())
     ]
-    version = (  # not mlflow.register_model: it prints "already exists" for the model made above
+    # not mlflow.register_model: it prints "already exists" for the model made above; a
+    # tracking server needs the logged model's id beside its models:/<id> source
+    uri = run["model_uri"]
+    model_id = uri.removeprefix("models:/") if uri.startswith("models:/m-") else None
+    version = (
         same[-1]
         if same
-        else client.create_model_version(name, run["model_uri"], run_id=run["run_id"])
+        else client.create_model_version(name, uri, run_id=run["run_id"], model_id=model_id)
     )
     tags = {
         "variant": variant,
