@@ -30,6 +30,7 @@ bundle.save_keras(model, Path(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 def test_a_saved_model_is_the_same_bytes_every_time_and_loads(tmp_path):
     paths = [tmp_path / "a" / "model.keras", tmp_path / "b" / "model.keras"]
     for path in paths:  # two processes: Keras' save date and object ids differ between them

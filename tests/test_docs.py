@@ -66,6 +66,16 @@ def test_every_cited_path_exists(doc):
     assert not missing, f"{doc.name} cites missing paths: {missing}"
 
 
+CONFLICT_MARKER = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+
+
+def test_no_tracked_file_holds_a_merge_conflict_marker():
+    tracked = sh(["git", "ls-files", "-z"], cwd=REPO).stdout.split("\0")
+    texts = [REPO / name for name in tracked if name.endswith((".md", ".py", ".yaml", ".toml"))]
+    marked = [p.name for p in texts if p.is_file() and CONFLICT_MARKER.search(p.read_text())]
+    assert not marked, f"merge conflict markers in {marked}"
+
+
 def command_lines(doc) -> list[str]:
     """Shell lines of the doc's code (continuations joined), and inline code spans (a span
     broken over two lines of the doc is one command)."""

@@ -119,6 +119,7 @@ def test_an_empty_split_makes_an_empty_dataset():
     assert list(batch_dataset(empty)) == []
 
 
+@pytest.mark.slow
 def test_each_epoch_of_fit_trains_on_that_epochs_own_shuffle():
     """fit's weights equal those of a loop that feeds each epoch's batches by hand."""
     batches = _shuffled_batches()

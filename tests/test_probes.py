@@ -120,6 +120,7 @@ def _only_run(client: MlflowClient, experiment: str = "probes"):
     return runs[0]
 
 
+@pytest.mark.slow
 def test_ensemble_probe_logs_every_combination(project, probes, tracking_uri, monkeypatch):
     ensemble_probe, _ = probes
     monkeypatch.chdir(project)
@@ -165,6 +166,7 @@ def test_ensemble_probe_logs_every_combination(project, probes, tracking_uri, mo
     assert f"[{params['best_members'].replace(',', ', ')}]" in result.output
 
 
+@pytest.mark.slow
 def test_slice_probe_runs_as_documented_into_the_project_store(project, tmp_path):
     """`python benchmarks/slice_probe.py` from the project root, no MLFLOW_TRACKING_URI: the
     run lands in the project's own mlflow.db, as the pipeline's runs do."""

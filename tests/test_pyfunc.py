@@ -101,6 +101,7 @@ def test_the_row_schema_enforcement_makes_of_a_column_is_unwrapped_once():
         enforced_texts(pd.DataFrame({"text": [[["가", "나"]]]}))
 
 
+@pytest.mark.slow
 def test_the_logged_model_answers_unknown_for_texts_without_features(tracking_uri, tmp_path):
     import mlflow
 

@@ -59,6 +59,7 @@ def _copies(root: Path) -> list[str]:
     return sorted(path.name for path in root.iterdir()) if root.is_dir() else []
 
 
+@pytest.mark.slow
 def test_the_copy_of_a_killed_server_is_removed_by_the_next_one(tmp_path):
     # A model folder no worker can load: the server holds its copy until its worker fails.
     model = tmp_path / "model"

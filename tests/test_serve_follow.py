@@ -137,6 +137,7 @@ def follow_command(servers, workers: str) -> list[str]:
     return command
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serving_follows_a_promotion_and_a_rollback_without_a_failed_request(
     registry, servers, tmp_path, workers
@@ -173,6 +174,7 @@ def test_serving_follows_a_promotion_and_a_rollback_without_a_failed_request(
     )
 
 
+@pytest.mark.slow
 def test_a_version_that_fails_to_load_or_a_lost_alias_leaves_the_old_one_serving(
     registry, servers, tmp_path
 ):

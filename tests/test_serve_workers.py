@@ -45,6 +45,7 @@ def test_an_unknown_model_is_a_one_line_error(sample_repo, servers):
         assert "Traceback" not in log.text()
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_a_one_line_error(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -77,6 +78,7 @@ def serve_error(model: str, cwd: Path) -> list[str]:
     return result.stderr.strip().splitlines()
 
 
+@pytest.mark.slow
 def test_a_folder_that_is_not_a_model_is_refused_before_anything_is_copied(tmp_path):
     folder = tmp_path / "not-a-model"
     folder.mkdir()
@@ -94,10 +96,12 @@ def test_a_folder_that_is_not_a_model_is_refused_before_anything_is_copied(tmp_p
         ("missing-relative", "missing-relative does not exist"),
     ],
 )
+@pytest.mark.slow
 def test_a_path_that_does_not_exist_is_named_in_full(tmp_path, model, problem):
     assert serve_error(model, tmp_path) == [f"error: cannot load model {model}: {problem}"]
 
 
+@pytest.mark.slow
 def test_a_file_is_not_a_model_folder(tmp_path):
     (tmp_path / "MLmodel.txt").write_text("x", encoding="utf-8")
     assert serve_error("MLmodel.txt", tmp_path) == [

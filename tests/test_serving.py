@@ -77,6 +77,7 @@ def test_batch_scores_equal_one_by_one(bundle):
     np.testing.assert_allclose(batch[:20], single, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_max_pooling_bilstm_bundle_loads_and_scores(tmp_path):
     small = SECTION["variants"]["small"]
     section = {**SECTION, "variants": {"small": {**small, "type": "bilstm", "pooling": "max"}}}
@@ -113,6 +114,7 @@ def test_a_token_tfidf_bundle_tokenizes_raw_text_like_training(tmp_path):
     assert from_tokens[0] > 0.5 > from_tokens[1]
 
 
+@pytest.mark.slow
 def test_a_ppmi_moving_average_bundle_serves_the_weights_it_kept(tmp_path):
     small = SECTION["variants"]["small"]
     variant = {**small, "embedding_init": "ppmi", "ema_momentum": 0.6}

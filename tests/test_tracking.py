@@ -148,6 +148,7 @@ def test_under_mlflow_run_with_an_experiment_its_run_is_used(tracking_uri, tmp_p
     assert MlflowClient().get_run(project_run).info.run_name == "variant"
 
 
+@pytest.mark.slow
 def test_a_model_without_its_run_names_the_store_and_the_way_out(tracking_uri, tmp_path):
     experiment = experiment_id("tests", tmp_path)
     with pytest.raises(PipelineError, match=r"variant 'bilstm'.*dvc repro --force train@bilstm"):

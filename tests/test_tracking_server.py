@@ -80,6 +80,7 @@ def _one_line_error(result) -> str:
 # --- command errors that need no running server ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_predict_against_a_closed_port_fails_in_one_line(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("재밌다\n", encoding="utf-8")
@@ -135,6 +136,7 @@ def _reachable_folder() -> Path:
     return parent
 
 
+@pytest.mark.slow
 def test_an_mlflow_that_exits_while_starting_leaves_nothing_running(tmp_path):
     """A real PostgreSQL; an `mlflow` package first on PYTHONPATH whose `python -m mlflow` exits
     at once (the command itself imports no MLflow)."""

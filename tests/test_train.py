@@ -15,6 +15,7 @@ from pipeline.vocab import encode, index_of
 from tests.helpers import LSTM, SECTION, TFIDF, fit_small, fit_token_tfidf, tiny_records
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics():
     first, second = fit_small(), fit_small()
     assert first.history == second.history
@@ -28,6 +29,7 @@ def test_same_seed_same_metrics():
     }
 
 
+@pytest.mark.slow
 def test_final_metrics_come_from_the_best_epoch_and_bundle_is_written(tmp_path):
     trained = fit_small()
     metrics = final_metrics(trained)
@@ -49,6 +51,7 @@ def test_final_metrics_come_from_the_best_epoch_and_bundle_is_written(tmp_path):
 @pytest.mark.parametrize(
     ("embedding_init", "ema_momentum"), [("random", 0.0), ("ppmi", 0.0), ("ppmi", 0.6)]
 )
+@pytest.mark.slow
 def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_init, ema_momentum):
     """With a moving average, validation and the kept model must both use the averaged weights."""
     variant = {**LSTM, "epochs": 4, "embedding_init": embedding_init, "ema_momentum": ema_momentum}
@@ -62,6 +65,7 @@ def test_the_kept_weights_are_the_ones_validated_at_the_best_epoch(embedding_ini
     assert loss == pytest.approx(trained.best["val_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_the_moving_average_is_validated_while_training_goes_on_from_the_raw_weights():
     def history(momentum):
         variant = {**LSTM, "epochs": 4, "patience": 4, "ema_momentum": momentum}

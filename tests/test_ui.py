@@ -93,6 +93,7 @@ def test_ui_is_light_and_opens_on_the_saved_view(tmp_path):
         process.wait(30)
 
 
+@pytest.mark.slow
 def test_ui_without_a_train_section_is_one_line(tmp_path):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     (tmp_path / "params.yaml").write_text("data: {}\n")
