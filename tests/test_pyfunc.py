@@ -118,3 +118,19 @@ def test_the_logged_model_answers_unknown_for_texts_without_features(tracking_ur
     assert out["label"].tolist()[:2] == [-1, -1] and out["label"].tolist()[2] == 1
     assert out["sentiment"].tolist() == ["unknown", "unknown", "positive"]
     assert out["probability"].tolist()[:2] == [0.5, 0.5]
+    assert_every_python_form_gives_the_same_answer(mlflow.pyfunc.load_model(uri), texts)
+
+
+def assert_every_python_form_gives_the_same_answer(model, texts):
+    """A DataFrame, a Series named `text`, and `{"text": [...]}` (MLflow makes one row holding
+    the list of it, unwrapped by enforced_texts) are scored alike. A bare list or an unnamed
+    Series cannot be: MLflow's schema enforcement turns it into a column named 0 and refuses it
+    for the missing `text` column before the model runs (docs/serving.md)."""
+    from mlflow.exceptions import MlflowException
+
+    expected = model.predict(pd.DataFrame({"text": texts}))
+    for form in (pd.Series(texts, name="text"), {"text": texts}):
+        pd.testing.assert_frame_equal(model.predict(form), expected)
+    for form in (texts, pd.Series(texts)):
+        with pytest.raises(MlflowException, match=r"missing inputs \['text'\]"):
+            model.predict(form)
