@@ -6,10 +6,13 @@ Every tokenizer is stateless per document, so the served model reproduces traini
 from __future__ import annotations
 
 import re
+import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 TOKENIZERS_FILE = "tokenizers.json"  # every tokenizer's settings, beside its tokens
+KIWI_INSTANCES = "pipeline_kiwi_instances"  # a module of its own: see shared_kiwi
 
 # The characters Keras' old Tokenizer removed by default; the notebook relied on them.
 _KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
@@ -51,12 +54,8 @@ class KiwiTokenizer:
     """Kiwi morphemes (optionally `form/TAG`), loaded once and reused for every call."""
 
     def __init__(self, cfg: TokenizerConfig):
-        from kiwipiepy import Kiwi
-
         self.cfg = cfg
-        self.kiwi = Kiwi(num_workers=cfg.num_workers)
-        if cfg.cutoff_threshold is not None:
-            self.kiwi.global_config.cutoff_threshold = cfg.cutoff_threshold
+        self.kiwi = shared_kiwi(cfg.num_workers, cfg.cutoff_threshold)
 
     def __call__(self, texts: Sequence[str]) -> list[list[str]]:
         squeezed = [squeeze_repeats(text, self.cfg.max_repeat) for text in texts]
@@ -67,3 +66,23 @@ class KiwiTokenizer:
         if self.cfg.tags:
             return [[f"{t.form}/{t.tag}" for t in tokens] for tokens in analysed]
         return [[t.form for t in tokens] for tokens in analysed]
+
+
+def shared_kiwi(num_workers: int, cutoff_threshold: float | None):
+    """This process's Kiwi with these settings, made on first use.
+
+    Kiwi builds its model on its first analysis and holds the GIL meanwhile: seconds, in which a
+    serving worker loading another model version answers nothing. So instances are kept in a
+    module of their own in sys.modules, which survives a worker's reloading of this package for
+    each version it loads: a version whose Kiwi settings the served one shares builds nothing."""
+    from kiwipiepy import Kiwi
+
+    instances = sys.modules.setdefault(KIWI_INSTANCES, types.ModuleType(KIWI_INSTANCES))
+    built = instances.__dict__.setdefault("by_settings", {})
+    key = (num_workers, cutoff_threshold)
+    if key not in built:
+        kiwi = Kiwi(num_workers=num_workers)
+        if cutoff_threshold is not None:
+            kiwi.global_config.cutoff_threshold = cutoff_threshold
+        built[key] = kiwi
+    return built[key]

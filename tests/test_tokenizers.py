@@ -27,6 +27,21 @@ def test_kiwi_without_tags():
     assert tokenize([]) == []
 
 
+def test_kiwi_is_built_once_per_settings_even_across_a_reload_of_the_package(monkeypatch):
+    import importlib
+    import sys
+
+    first = make_tokenizer(TokenizerConfig("kiwi", tags=True, num_workers=1)).kiwi
+    assert make_tokenizer(TokenizerConfig("kiwi", tags=False, num_workers=1)).kiwi is first
+    other = TokenizerConfig("kiwi", tags=True, num_workers=1, cutoff_threshold=5)
+    assert make_tokenizer(other).kiwi is not first
+    # A serving worker drops the package's modules before it loads another model version.
+    monkeypatch.delitem(sys.modules, "pipeline.tokenizers")  # put back after the test
+    reloaded = importlib.import_module("pipeline.tokenizers")
+    config = reloaded.TokenizerConfig("kiwi", tags=True, num_workers=1)
+    assert reloaded.make_tokenizer(config).kiwi is first
+
+
 def test_kiwi_cutoff_threshold_is_applied():
     tokenize = make_tokenizer(
         TokenizerConfig("kiwi", tags=True, max_repeat=0, num_workers=1, cutoff_threshold=6)
