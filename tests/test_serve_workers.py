@@ -1,9 +1,8 @@
 """`serve`'s workers and what the parent prepares for them (pipeline/serve/workers.py): a model
-that does not load, a model that cannot be fetched, a port in use."""
+that does not load, a model that cannot be fetched (a port in use: test_serve_command.py)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -43,26 +42,6 @@ def test_an_unknown_model_is_a_one_line_error(sample_repo, servers):
         assert process.wait(timeout=120) == 1
         log.wait_for(r"^error: cannot load model models:/korean-sentiment@nope: .*alias nope", 5)
         assert "Traceback" not in log.text()
-
-
-@pytest.mark.slow
-def test_a_port_in_use_is_a_one_line_error(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline", "serve", "-m", CHAMPION, "--port", str(port)],
-            cwd=Path(__file__).resolve().parents[1],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
-    ]
 
 
 def serve_error(model: str, cwd: Path) -> list[str]:
