@@ -125,7 +125,7 @@ def fit_lstm_candidate(
         for split in ("train", "validation")
     }
     trained = train_variant(settings, splits, vocab)
-    folder = cache_dir / f"bundle-{name}"
+    folder = cache_dir / f"bundle-{name}-seed{seed}"
     write_bundle(trained, folder)
     model = Bundle(folder, with_tokenizer=False)
     return {
@@ -279,6 +279,7 @@ def command(
         for name in candidates:
             piece_based = name == "sp_nb" or name.endswith("_sp")
             tag = f"{name}-{model_type}-{vocab_size}" if piece_based else name
+            tag += f"-seed{seed}"
             cached = cache_dir / f"{tag}.npz"
             if not cached.exists():
                 if docs is None:
