@@ -278,3 +278,71 @@ def test_combinations_rank_by_validation_smaller_first_on_ties(probes):
     assert [row["members"] for row in rows] == ["a", "b", "a+b"]  # all three at 1.0
     assert [row["test_accuracy"] for row in rows] == [0.5, 0.5, 0.5]
     assert ensemble_probe.best_ensemble(rows)["members"] == "a+b"
+
+
+@pytest.fixture(scope="module")
+def member_probe():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO / "benchmarks"))
+        return importlib.import_module("member_probe")
+
+
+def test_member_probe_ranks_candidates_beside_the_variants_and_caches_them(
+    project, member_probe, tracking_uri, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(project)
+    before = _files(project)
+    args = ["--cache-dir", str(tmp_path / "cache"), "--vocab-size", "40", "--folds", "3"]
+    args += ["--candidates", "sp_nb,char5_nb", "chars", "words_nb"]
+    first = CliRunner().invoke(member_probe.command, args)
+    assert first.exit_code == 0, first.output
+    assert _files(project) == before  # the cache lies outside the project
+    (cache,) = (tmp_path / "cache").iterdir()
+    assert cache.name == sha256_file(project / "data" / "split" / "validation.jsonl")[:16]
+    assert (cache / "sp-unigram-40.model").is_file()
+
+    probabilities, labels, _ = _expected(project)
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("probes").experiment_id]
+    )
+    (run,) = runs
+    assert run.info.status == "FINISHED" and run.data.tags["probe"] == "member_probe"
+    assert "sp_nb/fit_seconds" in run.data.metrics
+    logged = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/combinations.json")
+    table = pd.DataFrame(logged["data"], columns=logged["columns"]).set_index("members")
+    assert len(table) == 15  # every combination of two variants and two candidates
+    pair = table.loc["chars+words_nb"]
+    for split in ("validation", "test"):
+        mean = combine([probabilities[m][split] for m in ("chars", "words_nb")])
+        assert pair[f"mean_{split}_accuracy"] == pytest.approx(
+            float(np.mean((mean >= 0.5) == labels[split]))
+        )
+        assert 0 <= pair[f"stacked_{split}_accuracy"] <= 1
+    assert np.isnan(table.loc["chars", "stacked_validation_accuracy"])  # one member: no stack
+
+    again = CliRunner().invoke(member_probe.command, args)
+    assert again.exit_code == 0, again.output
+    second = max(
+        MlflowClient().search_runs([run.info.experiment_id]), key=lambda r: r.info.start_time
+    )
+    assert "sp_nb/fit_seconds" not in second.data.metrics  # read from the cache, not refitted
+    assert second.data.metrics["sp_nb/test_accuracy"] == run.data.metrics["sp_nb/test_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--candidates", "gru_nb", "chars"], "unknown candidate(s) 'gru_nb'; choose from"),
+        (["--candidates", "", "chars"], "name at least 2 variants, or a candidate"),
+        (["--candidates", "char5_nb", "gru"], "no trained bundle for 'gru' under models"),
+        (["--candidates", "bilstm_sp"], "params.yaml not found: an LSTM candidate takes its"),
+    ],
+)
+def test_member_probe_errors_are_one_line(
+    project, member_probe, tracking_uri, tmp_path, monkeypatch, args, message
+):
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(member_probe.command, ["--cache-dir", str(tmp_path), *args])
+    assert result.exit_code == 1
+    assert f"error: {message}" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "mlflow.db").exists()
