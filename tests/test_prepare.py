@@ -166,8 +166,11 @@ def test_label_settings_are_only_checked_for_the_file_source():
 
 
 def _params(tmp_path, **changes):
+    import yaml
+
+    engine = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["engine"]
     path = tmp_path / "params.yaml"
-    path.write_text(json.dumps({"data": section(**changes)}), encoding="utf-8")
+    path.write_text(json.dumps({"data": section(**changes), "engine": engine}), encoding="utf-8")
     return path
 
 
