@@ -139,11 +139,10 @@ def run_spark(
 ) -> dict:
     """`run` on a SparkSession (pipeline/spark_prepare.py): the same files, byte for byte, and
     the same report. `partitions`: at least this many per file (None: one per core)."""
-    from pipeline.spark_prepare import SparkTable, clean, write_cleaned
+    from pipeline.spark_prepare import clean, write_cleaned
     from pipeline.spark_session import spark_errors
 
-    train = SparkTable(str(train_table.path), train_table.fmt)
-    test = SparkTable(str(test_table.path), test_table.fmt) if test_table else None
+    train, test = spark_tables(train_table, test_table)
     try:
         with spark_errors():
             cleaned, frames = clean(spark, train, test, partitions)
@@ -152,6 +151,16 @@ def run_spark(
     finally:
         spark.catalog.clearCache()
     return data_report(cleaned)
+
+
+def spark_tables(train_table: Table, test_table: Table | None) -> tuple:
+    """The tables as the spark engine reads them, checked for what is seen before it starts."""
+    from pipeline.spark_prepare import SparkTable, check_readable
+
+    tables = [SparkTable(str(t.path), t.fmt) if t else None for t in (train_table, test_table)]
+    for table in filter(None, tables):
+        check_readable(table)
+    return tuple(tables)
 
 
 def data_report(cleaned: Cleaned) -> dict:
@@ -321,6 +330,7 @@ def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: P
         check_local(train_table, test_table)
     with atomic_dir(out_dir) as tmp:
         if engine.name == "spark":
+            spark_tables(train_table, test_table)  # before Spark takes its seconds to start
             with engine_session(engine, "prepare") as spark:
                 prepared = run_spark(spark, train_table, test_table, tmp, engine.partitions)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pipeline.io import atomic_file, scratch_dir
@@ -25,12 +26,42 @@ def json_line(record: dict) -> str:
 
 
 def numbered_lines(spark, location: str | Path, partitions: int | None):
-    """RDD of (line as bytes, its 0-based number) of a text file, in the file's order: at least
-    `partitions` partitions (default: as many as Spark has cores)."""
-    context = spark.sparkContext
-    count = partitions or context.defaultParallelism
-    lines = context.textFile(uri_of(location), minPartitions=count, use_unicode=False)
-    return lines.zipWithIndex()
+    """RDD of (line as the file's bytes, its 0-based number) of one text file.
+
+    Spark's text source keeps each line's bytes as they are (the RDD text reader would replace
+    bytes that are not UTF-8), and says where each line's split of the file starts: lines are
+    numbered by counting each split's lines first, whatever order Spark gives the splits in.
+    `partitions`: at least this many splits (default: one per core Spark has)."""
+    from pyspark.sql import functions as F
+
+    if partitions:
+        spark.conf.set("spark.sql.files.minPartitionNum", str(partitions))
+    lines = (
+        spark.read.text(uri_of(location))
+        .select(F.col("value").cast("binary"), F.input_file_block_start())
+        .rdd.map(tuple)
+    )
+    sizes = dict(lines.mapPartitions(_split_sizes).collect())
+    firsts, count = {}, 0
+    for start in sorted(sizes):
+        firsts[start], count = count, count + sizes[start]
+    return lines.mapPartitions(lambda part: _numbered(part, firsts))
+
+
+def _split_sizes(lines: Iterable[tuple[bytes, int]]) -> Iterator[tuple[int, int]]:
+    """(where a split starts, its lines) for the splits of one partition."""
+    sizes: dict[int, int] = {}
+    for _, start in lines:
+        sizes[start] = sizes.get(start, 0) + 1
+    yield from sizes.items()
+
+
+def _numbered(lines: Iterable[tuple[bytes, int]], firsts: dict[int, int]):
+    seen: dict[int, int] = {}
+    for raw, start in lines:
+        position = seen.get(start, 0)
+        seen[start] = position + 1
+        yield bytes(raw), firsts[start] + position
 
 
 def shuffle_partitions(spark, partitions: int | None) -> None:

@@ -28,7 +28,7 @@ from pipeline.sources import (
     undecodable_line,
 )
 from pipeline.spark_lines import json_line, numbered_lines, shuffle_partitions, write_lines
-from pipeline.spark_session import is_uri, uri_of
+from pipeline.spark_session import is_uri
 from pipeline.text import normalize_text
 
 LINE_BASED = (".tsv", ".txt")
@@ -76,7 +76,7 @@ def parsed_rows(
         yield number, normalize_text(row.text), row.label, None
 
 
-def _check_readable(table: SparkTable) -> None:
+def check_readable(table: SparkTable) -> None:
     """Faults seen before Spark reads: a missing local file, a format Spark cannot split."""
     if not is_uri(table.location) and not Path(table.location).is_file():
         raise PipelineError(f"data file not found: {table.location}")
@@ -88,12 +88,12 @@ def _check_readable(table: SparkTable) -> None:
         )
 
 
-def _header_place(spark, table: SparkTable) -> RowPlace:
+def _header_place(table: SparkTable, lines) -> RowPlace:
     """The header's columns (line 1), with the local reader's faults."""
-    first = spark.sparkContext.textFile(uri_of(table.location), use_unicode=False).take(1)
+    first = lines.filter(lambda line: line[1] == 0).take(1)
     header = None
     if first:
-        raw = first[0].removeprefix(b"\xef\xbb\xbf")
+        raw = first[0][0].removeprefix(b"\xef\xbb\xbf")
         fault = undecodable_line(table.location, 1, raw)
         if fault:
             raise PipelineError(fault)
@@ -108,12 +108,11 @@ def parsed_table(spark, table: SparkTable, partitions: int | None):
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    _check_readable(table)
-    place = _header_place(spark, table)
+    check_readable(table)
+    lines = numbered_lines(spark, table.location, partitions)
+    place = _header_place(table, lines)
     location, fmt = table.location, table.fmt
-    rows = numbered_lines(spark, table.location, partitions).mapPartitions(
-        lambda lines: parsed_rows(location, place, fmt, lines)
-    )
+    rows = lines.mapPartitions(lambda part: parsed_rows(location, place, fmt, part))
     frame = spark.createDataFrame(rows, SCHEMA, verifySchema=False)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     fault = frame.agg(F.min_by("error", F.when(F.col("error").isNotNull(), F.col("line"))))
