@@ -137,9 +137,9 @@ def run(train_table: Table, test_table: Table | None, out_dir: Path) -> dict:
 def run_spark(
     spark, train_table: Table, test_table: Table | None, out_dir: Path, partitions: int | None
 ) -> dict:
-    """`run` on a SparkSession (pipeline/spark_prepare.py): the same files, byte for byte, and
+    """`run` on a SparkSession (pipeline/spark_cleaning.py): the same files, byte for byte, and
     the same report. `partitions`: at least this many per file (None: one per core)."""
-    from pipeline.spark_prepare import clean, write_cleaned
+    from pipeline.spark_cleaning import clean, write_cleaned
     from pipeline.spark_session import spark_errors
 
     train, test = spark_tables(train_table, test_table)
@@ -155,7 +155,7 @@ def run_spark(
 
 def spark_tables(train_table: Table, test_table: Table | None) -> tuple:
     """The tables as the spark engine reads them, checked for what is seen before it starts."""
-    from pipeline.spark_prepare import SparkTable, check_readable
+    from pipeline.spark_cleaning import SparkTable, check_readable
 
     tables = [SparkTable(str(t.path), t.fmt) if t else None for t in (train_table, test_table)]
     for table in filter(None, tables):

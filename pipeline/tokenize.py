@@ -38,10 +38,10 @@ def run(
 def run_spark(
     spark, in_dir: Path, out_dir: Path, configs: dict[str, TokenizerConfig], partitions: int | None
 ) -> None:
-    """`run` over each prepared file on a SparkSession (pipeline/spark_tokenize.py), written
+    """`run` over each prepared file on a SparkSession (pipeline/spark_tokens.py), written
     byte for byte as the local engine writes it. `partitions`: at least this many per file."""
     from pipeline.spark_session import spark_errors
-    from pipeline.spark_tokenize import tokenize_file
+    from pipeline.spark_tokens import tokenize_file
 
     with spark_errors():
         for part in sorted(in_dir.glob("*.jsonl")):

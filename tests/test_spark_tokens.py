@@ -16,7 +16,7 @@ from pipeline.prepare import _table
 from pipeline.prepare import run_spark as prepare_on_spark
 from pipeline.sources import NSMC_FORMAT
 from pipeline.spark_session import ship_package, start_spark
-from pipeline.spark_tokenize import task_configs
+from pipeline.spark_tokens import task_configs
 from pipeline.tokenize import configs_from_params, run, run_spark
 from pipeline.tokenizers import TokenizerConfig, make_tokenizer
 from tests.helpers import REPO, nsmc_dir, sh
