@@ -88,12 +88,11 @@ def check_readable(table: SparkTable) -> None:
         )
 
 
-def _header_place(table: SparkTable, lines) -> RowPlace:
+def _header_place(table: SparkTable, first: bytes | None) -> RowPlace:
     """The header's columns (line 1), with the local reader's faults."""
-    first = lines.filter(lambda line: line[1] == 0).take(1)
     header = None
-    if first:
-        raw = first[0][0].removeprefix(b"\xef\xbb\xbf")
+    if first is not None:
+        raw = first.removeprefix(b"\xef\xbb\xbf")
         fault = undecodable_line(table.location, 1, raw)
         if fault:
             raise PipelineError(fault)
@@ -103,37 +102,32 @@ def _header_place(table: SparkTable, lines) -> RowPlace:
 
 
 def parsed_table(spark, table: SparkTable, partitions: int | None):
-    """The table's rows as a DataFrame (SCHEMA), cached: raises the first faulty line's error,
-    or the local reader's error for a file without data rows."""
+    """(the table's rows as a cached DataFrame of SCHEMA, (rows read, empty texts, positive
+    non-empty rows)); raises the first faulty line's error, or the local reader's error for a
+    file without data rows."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     check_readable(table)
-    lines = numbered_lines(spark, table.location, partitions)
-    place = _header_place(table, lines)
+    lines, first = numbered_lines(spark, table.location, partitions)
+    place = _header_place(table, first)
     location, fmt = table.location, table.fmt
     rows = lines.mapPartitions(lambda part: parsed_rows(location, place, fmt, part))
     frame = spark.createDataFrame(rows, SCHEMA, verifySchema=False)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-    fault = frame.agg(F.min_by("error", F.when(F.col("error").isNotNull(), F.col("line"))))
-    fault = fault.first()[0]
-    if fault:
-        frame.unpersist()
-        raise PipelineError(fault)
-    return frame
-
-
-def _table_counts(frame) -> tuple[int, int, int]:
-    """(rows read, empty texts, positive non-empty rows)."""
-    from pyspark.sql import functions as F
-
     empty = F.col("text") == ""
     counts = frame.agg(
+        F.min_by("error", F.when(F.col("error").isNotNull(), F.col("line"))).alias("fault"),
         F.count("*").alias("read"),
         F.sum(F.when(empty, 1).otherwise(0)).alias("empty"),
         F.sum(F.when(~empty, F.col("label")).otherwise(0)).alias("positive"),
     ).first()
-    return counts["read"], counts["empty"] or 0, counts["positive"] or 0
+    if counts["fault"]:
+        frame.unpersist()
+        raise PipelineError(counts["fault"])
+    if not counts["read"]:
+        raise PipelineError(f"{table.location} has a header line but no data rows")
+    return frame, (counts["read"], counts["empty"] or 0, counts["positive"] or 0)
 
 
 @dataclass(frozen=True)
@@ -150,16 +144,10 @@ def clean(spark, train: SparkTable, test: SparkTable | None, partitions: int | N
     from pyspark.sql import functions as F
 
     shuffle_partitions(spark, partitions)
-    train_rows = parsed_table(spark, train, partitions)
-    train_read, empty_train, _ = _table_counts(train_rows)
-    if not train_read:
-        raise PipelineError(f"{train.location} has a header line but no data rows")
+    train_rows, (train_read, empty_train, _) = parsed_table(spark, train, partitions)
     test_rows = test_counts = None
     if test is not None:
-        test_rows = parsed_table(spark, test, partitions)
-        read, empty, positive = _table_counts(test_rows)
-        if not read:
-            raise PipelineError(f"{test.location} has a header line but no data rows")
+        test_rows, (read, empty, positive) = parsed_table(spark, test, partitions)
         test_counts = TestCounts(read, empty, read - empty, positive)
         test_rows = test_rows.where(F.col("text") != "")
     texts = (

@@ -26,7 +26,8 @@ def json_line(record: dict) -> str:
 
 
 def numbered_lines(spark, location: str | Path, partitions: int | None):
-    """RDD of (line as the file's bytes, its 0-based number) of one text file.
+    """(RDD of (line as the file's bytes, its 0-based number), the first line or None) of one
+    text file.
 
     Spark's text source keeps each line's bytes as they are (the RDD text reader would replace
     bytes that are not UTF-8), and says where each line's split of the file starts: lines are
@@ -41,19 +42,26 @@ def numbered_lines(spark, location: str | Path, partitions: int | None):
         .select(F.col("value").cast("binary"), F.input_file_block_start())
         .rdd.map(tuple)
     )
-    sizes = dict(lines.mapPartitions(_split_sizes).collect())
+    sizes, first = {}, None
+    for start, size, head in lines.mapPartitions(_split_sizes).collect():
+        sizes[start] = size
+        first = head if start == 0 else first
     firsts, count = {}, 0
     for start in sorted(sizes):
         firsts[start], count = count, count + sizes[start]
-    return lines.mapPartitions(lambda part: _numbered(part, firsts))
+    return lines.mapPartitions(lambda part: _numbered(part, firsts)), first
 
 
-def _split_sizes(lines: Iterable[tuple[bytes, int]]) -> Iterator[tuple[int, int]]:
-    """(where a split starts, its lines) for the splits of one partition."""
+def _split_sizes(lines: Iterable[tuple[bytes, int]]) -> Iterator[tuple[int, int, bytes]]:
+    """(where a split starts, its lines, its first line) for the splits of one partition."""
     sizes: dict[int, int] = {}
-    for _, start in lines:
-        sizes[start] = sizes.get(start, 0) + 1
-    yield from sizes.items()
+    heads: dict[int, bytes] = {}
+    for raw, start in lines:
+        if start not in sizes:
+            sizes[start], heads[start] = 0, bytes(raw)
+        sizes[start] += 1
+    for start, size in sizes.items():
+        yield start, size, heads[start]
 
 
 def _numbered(lines: Iterable[tuple[bytes, int]], firsts: dict[int, int]):
