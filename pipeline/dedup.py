@@ -99,3 +99,25 @@ def resolve(folder: Path, train_rows: int, test: bool) -> Verdict:
         keep[firsts["row"]] = True
         kept_positive += int(firsts["label"].sum())
     return Verdict(keep, conflicting, duplicate, in_test, kept_positive)
+
+
+@dataclass
+class TestCounts:
+    read: int = 0
+    empty: int = 0
+    kept: int = 0
+    positive: int = 0
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What cleaning read, dropped and kept (either engine's), before anything is written."""
+
+    train_read: int
+    empty_train: int
+    duplicate: int
+    conflicting: int
+    in_test: int
+    kept: int
+    kept_positive: int
+    test: TestCounts | None

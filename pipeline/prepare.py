@@ -9,13 +9,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from pipeline.dedup import DigestFiles, Verdict, resolve
+from pipeline.dedup import Cleaned, DigestFiles, TestCounts, resolve
 from pipeline.download import fetch_nsmc, verify_local
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_dir, atomic_file, scratch_dir, write_json, write_jsonl
 from pipeline.options import params_option, path_option
 from pipeline.schema import load_section
 from pipeline.sources import NSMC_FORMAT, Row, TableFormat, TableRows
+from pipeline.spark_session import EngineConfig, engine_session, is_uri
 from pipeline.text import normalize_text
 
 VERIFY_HINT = "for an equivalent corpus with other checksums, set data.nsmc_verify: false"
@@ -68,11 +69,27 @@ def _check_file_settings(cfg: DataConfig) -> None:
             f"data.file.text_column and data.file.label_column are both {fmt.text_column!r}: "
             "texts and labels need different columns"
         )
-    if cfg.test_file is not None and cfg.test_file.resolve() == cfg.train_file.resolve():
+    if cfg.test_file is not None and _same_file(cfg.test_file, cfg.train_file):
         raise PipelineError(
             f"data.file.train and data.file.test are the same file ({cfg.train_file}): "
             "leave data.file.test unset to carve a test split out of the training file"
         )
+
+
+def _same_file(one: Path | str, other: Path | str) -> bool:
+    if is_uri(one) or is_uri(other):
+        return one == other
+    return one.resolve() == other.resolve()
+
+
+def check_local(train_table: Table, test_table: Table | None) -> None:
+    """The local engine reads files: a URI is the spark engine's."""
+    for table in (train_table, test_table):
+        if table is not None and is_uri(table.path):
+            raise PipelineError(
+                f"{table.path} is a URI, which only the spark engine reads; set engine.name: "
+                "spark, or give a local path"
+            )
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ class Table:
     """The rows of one data file (read from disk as they are iterated, never held in memory),
     with the file's path and format for error messages."""
 
-    path: Path
+    path: Path | str  # a URI for the spark engine
     rows: Iterable[Row]
     fmt: TableFormat
 
@@ -102,49 +119,85 @@ def run(train_table: Table, test_table: Table | None, out_dir: Path) -> dict:
                 test_table.rows, out_dir / "test.jsonl", DigestFiles(scratch, "test")
             )
         verdict = resolve(scratch, digests.count, test is not None)
-        kept = int(verdict.keep.sum())
-        _check_counts(train_table, test_table, train_read, empty_train, test, verdict)
+        cleaned = Cleaned(
+            train_read,
+            empty_train,
+            duplicate=verdict.duplicate,
+            conflicting=verdict.conflicting,
+            in_test=verdict.in_test,
+            kept=int(verdict.keep.sum()),
+            kept_positive=verdict.kept_positive,
+            test=test,
+        )
+        check_counts(train_table, test_table, cleaned)
         _copy_kept_lines(candidates, verdict.keep, out_dir / "train.jsonl")
+    return data_report(cleaned)
+
+
+def run_spark(
+    spark, train_table: Table, test_table: Table | None, out_dir: Path, partitions: int | None
+) -> dict:
+    """`run` on a SparkSession (pipeline/spark_cleaning.py): the same files, byte for byte, and
+    the same report. `partitions`: at least this many per file (None: one per core)."""
+    from pipeline.spark_cleaning import clean, write_cleaned
+    from pipeline.spark_session import spark_errors
+
+    train, test = spark_tables(train_table, test_table)
+    try:
+        with spark_errors():
+            cleaned, frames = clean(spark, train, test, partitions)
+            check_counts(train_table, test_table, cleaned)
+            write_cleaned(frames, out_dir)
+    finally:
+        spark.catalog.clearCache()
+    return data_report(cleaned)
+
+
+def spark_tables(train_table: Table, test_table: Table | None) -> tuple:
+    """The tables as the spark engine reads them, checked for what is seen before it starts."""
+    from pipeline.spark_cleaning import SparkTable, check_readable
+
+    tables = [SparkTable(str(t.path), t.fmt) if t else None for t in (train_table, test_table)]
+    for table in filter(None, tables):
+        check_readable(table)
+    return tuple(tables)
+
+
+def data_report(cleaned: Cleaned) -> dict:
+    test = cleaned.test
     return {
-        "rows_read": {"train": train_read, "test": test.read if test else 0},
+        "rows_read": {"train": cleaned.train_read, "test": test.read if test else 0},
         "dropped": {
-            "empty_train": empty_train,
+            "empty_train": cleaned.empty_train,
             "empty_test": test.empty if test else 0,
-            "duplicate": verdict.duplicate,
-            "conflicting_label": verdict.conflicting,
-            "in_test_set": verdict.in_test,
+            "duplicate": cleaned.duplicate,
+            "conflicting_label": cleaned.conflicting,
+            "in_test_set": cleaned.in_test,
         },
-        "rows_kept": {"train": kept, "test": test.kept if test else 0},
+        "rows_kept": {"train": cleaned.kept, "test": test.kept if test else 0},
         "positive_share": {
-            "train": _share(verdict.kept_positive, kept),
+            "train": _share(cleaned.kept_positive, cleaned.kept),
             "test": _share(test.positive, test.kept) if test else None,
         },
     }
 
 
-def _check_counts(
-    train_table: Table,
-    test_table: Table | None,
-    train_read: int,
-    empty_train: int,
-    test: TestCounts | None,
-    verdict: Verdict,
-) -> None:
+def check_counts(train_table: Table, test_table: Table | None, cleaned: Cleaned) -> None:
     """Nothing left, or one class only: the first of these faults, named by its file."""
-    kept = int(verdict.keep.sum())
-    if not kept:
+    test = cleaned.test
+    if not cleaned.kept:
         raise PipelineError(
             f"{train_table.path}: no training documents left after cleaning "
-            f"({train_read} rows read: {empty_train} empty, "
-            f"{verdict.duplicate} duplicate, {verdict.conflicting} with conflicting labels, "
-            f"{verdict.in_test} also in the test file)"
+            f"({cleaned.train_read} rows read: {cleaned.empty_train} empty, "
+            f"{cleaned.duplicate} duplicate, {cleaned.conflicting} with conflicting labels, "
+            f"{cleaned.in_test} also in the test file)"
         )
     if test is not None and not test.kept:
         raise PipelineError(
             f"{test_table.path}: no test documents left after cleaning "
             f"(all {test.read} rows have an empty text)"
         )
-    _check_both_classes(train_table, kept, verdict.kept_positive, "training")
+    _check_both_classes(train_table, cleaned.kept, cleaned.kept_positive, "training")
     if test is not None:
         _check_both_classes(test_table, test.kept, test.positive, "test")
 
@@ -174,14 +227,6 @@ def _copy_kept_lines(candidates: Path, keep: np.ndarray, path: Path) -> None:
         for line, kept in zip(lines, keep, strict=True):
             if kept:
                 out.write(line)
-
-
-@dataclass
-class TestCounts:
-    read: int = 0
-    empty: int = 0
-    kept: int = 0
-    positive: int = 0
 
 
 def _write_test(rows: Iterable[Row], path: Path, digests: DigestFiles) -> TestCounts:
@@ -219,8 +264,15 @@ def _share(positive: int, count: int) -> float | None:
     return round(positive / count, 4) if count else None
 
 
-def _optional_path(value: str | None) -> Path | None:
-    return Path(value) if value else None
+def _optional_path(value: str | None) -> Path | str | None:
+    """A path, or a URI (hdfs://, s3a://: the spark engine's only) kept as written."""
+    if not value:
+        return None
+    return value if is_uri(value) else Path(value)
+
+
+def _inside(folder: Path | str, name: str) -> Path | str:
+    return f"{folder.rstrip('/')}/{name}" if isinstance(folder, str) else folder / name
 
 
 def load_tables(
@@ -233,15 +285,15 @@ def load_tables(
     if cfg.source == "nsmc":
         folder, verified = nsmc_folder(cfg, download_dir)
         return (
-            _table(folder / "ratings_train.txt", NSMC_FORMAT),
-            _table(folder / "ratings_test.txt", NSMC_FORMAT),
+            _table(_inside(folder, "ratings_train.txt"), NSMC_FORMAT),
+            _table(_inside(folder, "ratings_test.txt"), NSMC_FORMAT),
             verified,
         )
     test = _table(cfg.test_file, cfg.file_format) if cfg.test_file else None
     return _table(cfg.train_file, cfg.file_format), test, None
 
 
-def nsmc_folder(cfg: DataConfig, download_dir: Path) -> tuple[Path, bool]:
+def nsmc_folder(cfg: DataConfig, download_dir: Path) -> tuple[Path | str, bool]:
     """The folder with the NSMC files and whether they match the pinned checksums: a download
     always does (fetch keeps nothing else), a local copy is checked unless nsmc_verify is off."""
     if cfg.nsmc_dir is None:
@@ -249,6 +301,11 @@ def nsmc_folder(cfg: DataConfig, download_dir: Path) -> tuple[Path, bool]:
         return download_dir, True
     if not cfg.nsmc_verify:
         return cfg.nsmc_dir, False
+    if is_uri(cfg.nsmc_dir):
+        raise PipelineError(
+            f"data.nsmc_dir {cfg.nsmc_dir} is a URI, whose files cannot be checked against the "
+            "NSMC checksums here; set data.nsmc_verify: false"
+        )
     verify_local(cfg.nsmc_dir, hint=VERIFY_HINT)
     return cfg.nsmc_dir, True
 
@@ -264,11 +321,20 @@ def _table(path: Path, fmt: TableFormat) -> Table:
 @path_option("--out-dir", "Where train.jsonl (and test.jsonl, if the source has a test set) go.")
 @path_option("--report", "JSON data report: rows read, dropped per reason, class balance.")
 def command(params_path: Path, sample_file: Path, download_dir: Path, out_dir: Path, report: Path):
-    """Load the data source from params `data`, clean it and write JSON Lines plus a report."""
+    """Load the data source from params `data`, clean it and write JSON Lines plus a report
+    (in this process, or on Spark: params `engine`)."""
     cfg = DataConfig.from_params(load_section(params_path, "data"))
+    engine = EngineConfig.from_params(load_section(params_path, "engine"))
     train_table, test_table, verified = load_tables(cfg, sample_file, download_dir)
+    if engine.name == "local":
+        check_local(train_table, test_table)
     with atomic_dir(out_dir) as tmp:
-        prepared = run(train_table, test_table, tmp)
+        if engine.name == "spark":
+            spark_tables(train_table, test_table)  # before Spark takes its seconds to start
+            with engine_session(engine, "prepare") as spark:
+                prepared = run_spark(spark, train_table, test_table, tmp, engine.partitions)
+        else:
+            prepared = run(train_table, test_table, tmp)
     checked = {} if verified is None else {"verified": verified}
     write_json(report, {"source": cfg.source, **checked, **prepared})
     if verified is False:

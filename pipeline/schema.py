@@ -11,6 +11,7 @@ train.variants.<name>), and then as a whole, once its family's defaults are merg
 """
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.errors import PipelineError
 from pipeline.params import read_section
 
 SOURCES = ("sample", "nsmc", "file")
+ENGINES = ("local", "spark")
 METHODS = ("kiwi", "whitespace")
 LSTM_TYPES = ("lstm", "lstm_dropout", "bilstm")
 BASELINE_TYPES = ("tfidf_logreg",)
@@ -106,6 +108,28 @@ MAPPING = Rule("a mapping of settings", lambda v: isinstance(v, dict))
 NAMED = Rule(
     "a non-empty mapping of names to their settings", lambda v: isinstance(v, dict) and bool(v)
 )
+# Spark's master URLs: local mode (local, local[N], local[*], local[N,F]), a standalone cluster
+# (one or more HOST:PORT), YARN, Kubernetes.
+_MASTER = re.compile(
+    r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|spark://[\w.-]+:\d+(,[\w.-]+:\d+)*"
+    r"|yarn|k8s://\S+"
+)
+MASTER = Rule(
+    "a Spark master URL (local[N], local[*], spark://HOST:PORT, yarn or k8s://URL)",
+    lambda v: isinstance(v, str) and _MASTER.fullmatch(v) is not None,
+)
+SPARK_CONF = Rule(
+    "a mapping of Spark settings (spark.<name>) to texts, numbers or true/false",
+    lambda v: (
+        isinstance(v, dict)
+        and all(
+            isinstance(k, str)
+            and k.startswith("spark.")
+            and isinstance(x, str | int | float | bool)
+            for k, x in v.items()
+        )
+    ),
+)
 FRACTION = number(0, 1, low_open=True)
 SHARE = number(0, 1)  # from 0 up to, not including, 1
 SEED = whole(0, 2**32 - 1)
@@ -135,6 +159,13 @@ class Data(Section):
     nsmc_dir: typed(TEXT.or_null())
     nsmc_verify: typed(FLAG)
     file: typed(MAPPING)
+
+
+class Engine(Section):
+    name: typed(one_of(*ENGINES))
+    master: typed(MASTER.or_null())
+    partitions: typed(whole(1).or_null())
+    conf: typed(SPARK_CONF)
 
 
 class Tokenizer(Section):
@@ -352,6 +383,7 @@ def _variant(section: dict, name: str, overrides: dict | None = None) -> dict:
 
 CHECKS: dict[str, Callable[[Any], None]] = {
     "data": lambda section: check(Data, section, ["data"]),
+    "engine": lambda section: check(Engine, section, ["engine"]),
     "tokenize": lambda section: check(Tokenize, section, ["tokenize"]),
     "split": lambda section: check(Split, section, ["split"]),
     "train": check_train,

@@ -37,7 +37,6 @@ if __name__ == "__main__":
 import re
 import tempfile
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -47,7 +46,14 @@ import pandas as pd
 from pipeline.bundle import BUNDLE_FILE, is_bundle
 from pipeline.contract import TEXT_COLUMN
 from pipeline.errors import PipelineError
-from pipeline.spark_session import hide_pandas_warning, one_line, spark_failure, start_spark
+from pipeline.spark_session import (
+    hide_pandas_warning,
+    one_line,
+    ship_package,
+    spark_failure,
+    start_spark,
+    zip_folder,
+)
 from pipeline.spark_tables import (
     HadoopPaths,
     partitioned,
@@ -78,14 +84,6 @@ def input_format(path: str, given: str | None) -> str:
 def is_local(path: str) -> bool:
     """A plain file system path, not a URI such as hdfs://, s3a:// or file:/."""
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path) is None
-
-
-def zip_folder(folder: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                zf.write(path, path.relative_to(folder.parent))
-    return archive
 
 
 def stage_model(model: str, staging: Path) -> tuple[str, Path]:
@@ -153,19 +151,14 @@ def score(spark, job: Job, kind: str, folder: Path, staging: Path) -> str:
     from pyspark.errors import PySparkException
     from pyspark.sql.functions import pandas_udf
 
-    import pipeline
-
     hide_pandas_warning()  # pandas_udf checks the pandas version
     context = spark.sparkContext
     threads = job.task_threads
     if threads is None:
         threads = int(context.getConf().get("spark.task.cpus", "1"))
     archive = zip_folder(folder, staging / f"model-{uuid.uuid4().hex[:12]}.zip")
-    code = zip_folder(
-        Path(pipeline.__file__).parent, staging / f"pipeline-{uuid.uuid4().hex[:12]}.zip"
-    )
     context.addFile(str(archive))
-    context.addPyFile(str(code))  # the workers import this checkout's pipeline package
+    ship_package(spark, staging)
 
     @pandas_udf(RESULT_TYPE)
     def scored(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:

@@ -82,16 +82,24 @@ def undecodable(path: Path, exc: UnicodeDecodeError) -> str:
     """The error for a file that is not UTF-8: the first bad line and column (in characters)."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
-            data = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as bad:
-                column = len(data[: bad.start].decode("utf-8")) + 1
-                return (
-                    f"{path}, line {number}, column {column}: not valid UTF-8 text "
-                    f"(byte 0x{data[bad.start]:02x}: {bad.reason}); save the file as UTF-8"
-                )
+            problem = undecodable_line(path, number, raw)
+            if problem:
+                return problem
     return f"{path} is not valid UTF-8 text ({exc.reason}); save the file as UTF-8"
+
+
+def undecodable_line(path: Path | str, number: int, raw: bytes) -> str | None:
+    """The error for line `number` (its bytes) if it is not UTF-8, else None."""
+    data = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        column = len(data[: bad.start].decode("utf-8")) + 1
+        return (
+            f"{path}, line {number}, column {column}: not valid UTF-8 text "
+            f"(byte 0x{data[bad.start]:02x}: {bad.reason}); save the file as UTF-8"
+        )
+    return None
 
 
 def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:
@@ -99,6 +107,15 @@ def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:
     reader = csv.reader(f, delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else 0)
     records = _records(path, reader, tsv)
     _, _, header = next(records, (0, 0, None))
+    text_at, label_at = header_columns(path, header, fmt)
+    for line, last_line, fields in records:
+        if fields:
+            place = RowPlace(line, last_line, len(header), text_at, label_at)
+            yield row_of(path, place, fields, fmt)
+
+
+def header_columns(path: Path | str, header: list[str] | None, fmt: TableFormat) -> tuple[int, int]:
+    """Where the header puts the text and the label; None: the file has no line at all."""
     if header is None:
         raise PipelineError(f"{path} is empty: expected a header line")
     missing = [c for c in (fmt.text_column, fmt.label_column) if c not in header]
@@ -107,31 +124,45 @@ def _rows(path: Path, f, fmt: TableFormat) -> Iterator[Row]:
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
             f"the header has {', '.join(map(repr, header))}"
         )
-    text_at, label_at = header.index(fmt.text_column), header.index(fmt.label_column)
-    for line, last_line, fields in records:
-        if not fields:
-            continue
-        # Only a quoted CSV field spans lines; when it does by mistake, it usually swallows the
-        # rest of the file, and this row is where the quote was opened.
-        runs_on = f" (the row runs on to line {last_line}: an unclosed quote?)"
-        hint = runs_on if last_line > line else ""
-        if len(fields) != len(header):
-            raise PipelineError(
-                f"{path}, line {line}: expected {len(header)} fields, found {len(fields)}{hint}"
-            )
-        label = fmt.label_of(fields[label_at])
-        if label is None:
-            raise PipelineError(
-                f"{path}, line {line}: label {shown(fields[label_at])} is not "
-                f"{fmt.negative_label!r} (negative) or {fmt.positive_label!r} (positive){hint}"
-            )
-        control = CONTROL.search(fields[text_at])
-        if control:
-            raise PipelineError(
-                f"{path}, line {line}: the text holds the control character "
-                f"U+{ord(control.group()):04X}, which is no part of a review (binary data?){hint}"
-            )
-        yield Row(line, fields[text_at], label)
+    return header.index(fmt.text_column), header.index(fmt.label_column)
+
+
+@dataclass(frozen=True)
+class RowPlace:
+    """Where a record is: its first and last line, and where the header puts its columns."""
+
+    line: int
+    last_line: int
+    columns: int
+    text_at: int
+    label_at: int
+
+
+def row_of(path: Path | str, place: RowPlace, fields: list[str], fmt: TableFormat) -> Row:
+    """The row of a record's fields; a fault is a PipelineError naming the file and the line
+    (the Spark engine checks each line with it, as the local reader does)."""
+    line = place.line
+    # Only a quoted CSV field spans lines; when it does by mistake, it usually swallows the
+    # rest of the file, and this row is where the quote was opened.
+    runs_on = f" (the row runs on to line {place.last_line}: an unclosed quote?)"
+    hint = runs_on if place.last_line > line else ""
+    if len(fields) != place.columns:
+        raise PipelineError(
+            f"{path}, line {line}: expected {place.columns} fields, found {len(fields)}{hint}"
+        )
+    label = fmt.label_of(fields[place.label_at])
+    if label is None:
+        raise PipelineError(
+            f"{path}, line {line}: label {shown(fields[place.label_at])} is not "
+            f"{fmt.negative_label!r} (negative) or {fmt.positive_label!r} (positive){hint}"
+        )
+    control = CONTROL.search(fields[place.text_at])
+    if control:
+        raise PipelineError(
+            f"{path}, line {line}: the text holds the control character "
+            f"U+{ord(control.group()):04X}, which is no part of a review (binary data?){hint}"
+        )
+    return Row(line, fields[place.text_at], label)
 
 
 def _records(path: Path, reader, tsv: bool) -> Iterator[tuple[int, int, list[str]]]:
@@ -143,11 +174,11 @@ def _records(path: Path, reader, tsv: bool) -> Iterator[tuple[int, int, list[str
         except StopIteration:
             return
         except csv.Error as exc:
-            raise PipelineError(f"{path}, line {line}: {_parse_problem(exc, tsv)}") from exc
+            raise PipelineError(f"{path}, line {line}: {parse_problem(exc, tsv)}") from exc
         yield line, reader.line_num, fields
 
 
-def _parse_problem(exc: csv.Error, tsv: bool) -> str:
+def parse_problem(exc: csv.Error, tsv: bool) -> str:
     if "field limit" in str(exc):
         limit = f"a field is longer than {csv.field_size_limit():,} characters"
         return limit if tsv else f"{limit} (an unclosed quote?)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import islice
 from pathlib import Path
 
 import click
@@ -12,9 +11,15 @@ from tqdm import tqdm
 from pipeline.io import atomic_dir, count_lines, iter_jsonl, write_json, write_jsonl
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.schema import load_section
-from pipeline.tokenizers import TOKENIZERS_FILE, Tokenizer, TokenizerConfig, make_tokenizer
-
-CHUNK = 2000
+from pipeline.spark_session import EngineConfig, engine_session
+from pipeline.tokenizers import (
+    CHUNK,
+    TOKENIZERS_FILE,
+    Tokenizer,
+    TokenizerConfig,
+    make_tokenizer,
+    tokenized,
+)
 
 
 def configs_from_params(section: dict) -> dict[str, TokenizerConfig]:
@@ -27,12 +32,20 @@ def run(
 ) -> Iterator[dict]:
     """Copies of `records` with a `tokens` mapping (tokenizer name -> token list), produced
     `chunk` documents at a time: memory holds one chunk, whatever the corpus size."""
-    records = iter(records)
-    while batch := list(islice(records, chunk)):
-        texts = [record["text"] for record in batch]
-        tokens = {name: tokenize(texts) for name, tokenize in tokenizers.items()}
-        for i, record in enumerate(batch):
-            yield {**record, "tokens": {name: tokens[name][i] for name in tokenizers}}
+    return tokenized(records, tokenizers, chunk)
+
+
+def run_spark(
+    spark, in_dir: Path, out_dir: Path, configs: dict[str, TokenizerConfig], partitions: int | None
+) -> None:
+    """`run` over each prepared file on a SparkSession (pipeline/spark_tokens.py), written
+    byte for byte as the local engine writes it. `partitions`: at least this many per file."""
+    from pipeline.spark_session import spark_errors
+    from pipeline.spark_tokens import tokenize_file
+
+    with spark_errors():
+        for part in sorted(in_dir.glob("*.jsonl")):
+            tokenize_file(spark, part, out_dir / part.name, configs, partitions)
 
 
 def _with_progress(records: Iterator[dict], total: int, desc: str) -> Iterator[dict]:
@@ -47,12 +60,19 @@ def _with_progress(records: Iterator[dict], total: int, desc: str) -> Iterator[d
 @input_dir("--in-dir", "Output folder of `prepare`.")
 @path_option("--out-dir", "Where the tokenized JSON Lines and tokenizers.json go.")
 def command(params_path: Path, in_dir: Path, out_dir: Path):
-    """Tokenize the prepared documents with every tokenizer in params `tokenize`."""
+    """Tokenize the prepared documents with every tokenizer in params `tokenize` (in this
+    process, or on Spark: params `engine`)."""
     configs = configs_from_params(load_section(params_path, "tokenize"))
-    tokenizers = {name: make_tokenizer(cfg) for name, cfg in configs.items()}
+    engine = EngineConfig.from_params(load_section(params_path, "engine"))
     with atomic_dir(out_dir) as tmp:
-        for part in sorted(in_dir.glob("*.jsonl")):
-            tokenized = run(iter_jsonl(part), tokenizers)
-            write_jsonl(tmp / part.name, _with_progress(tokenized, count_lines(part), part.stem))
+        if engine.name == "spark":
+            with engine_session(engine, "tokenize") as spark:
+                run_spark(spark, in_dir, tmp, configs, engine.partitions)
+        else:
+            tokenizers = {name: make_tokenizer(cfg) for name, cfg in configs.items()}
+            for part in sorted(in_dir.glob("*.jsonl")):
+                tokenized = run(iter_jsonl(part), tokenizers)
+                progress = _with_progress(tokenized, count_lines(part), part.stem)
+                write_jsonl(tmp / part.name, progress)
         write_json(tmp / TOKENIZERS_FILE, {name: cfg.to_dict() for name, cfg in configs.items()})
     click.echo(f"tokenized {in_dir} with {', '.join(configs)}")

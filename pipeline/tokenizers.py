@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import islice
 
 TOKENIZERS_FILE = "tokenizers.json"  # every tokenizer's settings, beside its tokens
 KIWI_INSTANCES = "pipeline_kiwi_instances"  # a module of its own: see shared_kiwi
+CHUNK = 2000  # documents tokenized at a time by the `tokenize` stage
 
 # The characters Keras' old Tokenizer removed by default; the notebook relied on them.
 _KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
@@ -30,6 +32,20 @@ class TokenizerConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def tokenized(
+    records: Iterable[dict], tokenizers: Mapping[str, Tokenizer], chunk: int = CHUNK
+) -> Iterator[dict]:
+    """Copies of `records` with a `tokens` mapping (tokenizer name -> token list), produced
+    `chunk` documents at a time: memory holds one chunk, whatever the corpus size (the
+    `tokenize` stage's work, in this process or in each Spark partition)."""
+    records = iter(records)
+    while batch := list(islice(records, chunk)):
+        texts = [record["text"] for record in batch]
+        tokens = {name: tokenize(texts) for name, tokenize in tokenizers.items()}
+        for i, record in enumerate(batch):
+            yield {**record, "tokens": {name: tokens[name][i] for name in tokenizers}}
 
 
 def make_tokenizer(cfg: TokenizerConfig) -> Tokenizer:

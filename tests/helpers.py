@@ -69,6 +69,15 @@ def free_port() -> int:
 # --- data ---------------------------------------------------------------------------------------
 
 
+def nsmc_dir() -> Path:
+    """NSMC_DIR, else shared/ beside the checkout (CI) or beside a folder above it (a worktree,
+    a clone in a subfolder)."""
+    if os.environ.get("NSMC_DIR"):
+        return Path(os.environ["NSMC_DIR"])
+    candidates = [folder / "shared/data/nsmc" for folder in REPO.parents]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
 def write_tsv(path: Path, rows: list[tuple], header=("id", "document", "label")) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(header)] + ["\t".join(str(v) for v in row) for row in rows]

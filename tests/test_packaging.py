@@ -40,8 +40,8 @@ def test_mlproject_entry_points_call_the_cli():
 
 def test_dvc_yaml_stages_list_only_their_params():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert stages["prepare"]["params"] == ["data"]
-    assert stages["tokenize"]["params"] == ["tokenize"]
+    assert stages["prepare"]["params"] == ["data", "engine"]
+    assert stages["tokenize"]["params"] == ["tokenize", "engine"]
     assert stages["split"]["params"] == ["split"]
     assert "train.variants.${key}" in stages["train"]["do"]["params"]
 

@@ -11,7 +11,7 @@ from pipeline.cli import cli
 from pipeline.download import NSMC_FILES
 from pipeline.errors import PipelineError
 from pipeline.io import read_jsonl
-from pipeline.prepare import DataConfig, Table, run
+from pipeline.prepare import DataConfig, Table, load_tables, run
 from pipeline.sources import NSMC_FORMAT, Row
 from tests.helpers import REPO, clean_env, write_tsv
 
@@ -166,8 +166,11 @@ def test_label_settings_are_only_checked_for_the_file_source():
 
 
 def _params(tmp_path, **changes):
+    import yaml
+
+    engine = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["engine"]
     path = tmp_path / "params.yaml"
-    path.write_text(json.dumps({"data": section(**changes)}), encoding="utf-8")
+    path.write_text(json.dumps({"data": section(**changes), "engine": engine}), encoding="utf-8")
     return path
 
 
@@ -341,4 +344,36 @@ def test_unverified_message_names_the_setting(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip().endswith(
         "for an equivalent corpus with other checksums, set data.nsmc_verify: false"
+    )
+
+
+def test_a_uri_is_kept_as_written_and_only_the_spark_engine_reads_it(tmp_path):
+    uri = "hdfs://namenode/reviews/train.tsv"
+    cfg = DataConfig.from_params(section(train=uri))
+    assert cfg.train_file == uri
+    result = _invoke(tmp_path, _params(tmp_path, train=uri))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {uri} is a URI, which only the spark engine reads; set engine.name: spark, "
+        "or give a local path\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_nsmc_on_shared_storage_is_read_unverified_or_not_at_all(tmp_path):
+    uri = "s3a://bucket/nsmc/"
+    unverified = DataConfig.from_params(section(source="nsmc", nsmc_dir=uri, nsmc_verify=False))
+    train, test, verified = load_tables(unverified, tmp_path / "sample.tsv", tmp_path)
+    assert (train.path, test.path, verified) == (
+        "s3a://bucket/nsmc/ratings_train.txt",
+        "s3a://bucket/nsmc/ratings_test.txt",
+        False,
+    )
+    with pytest.raises(PipelineError) as caught:
+        load_tables(
+            DataConfig.from_params(section(source="nsmc", nsmc_dir=uri)), tmp_path, tmp_path
+        )
+    assert str(caught.value) == (
+        f"data.nsmc_dir {uri} is a URI, whose files cannot be checked against the NSMC "
+        "checksums here; set data.nsmc_verify: false"
     )

@@ -7,7 +7,15 @@ from click.testing import CliRunner
 from pipeline.benchmark import merged_params
 from pipeline.cli import cli
 from pipeline.errors import PipelineError
-from pipeline.schema import CHECKS, FAMILY_MODELS, Section, load_section, variant_settings
+from pipeline.schema import (
+    CHECKS,
+    FAMILY_MODELS,
+    Engine,
+    Section,
+    check,
+    load_section,
+    variant_settings,
+)
 from tests.helpers import REPO
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -17,13 +25,15 @@ def test_the_project_s_params_and_the_nsmc_benchmark_s_pass():
     for section in CHECKS:
         assert load_section(REPO / "params.yaml", section) == PARAMS[section]
     benchmark = merged_params(REPO / "params.yaml", REPO / "benchmarks/nsmc-params.yaml")
-    for section, check in CHECKS.items():
-        check(benchmark[section])
+    for section, check_one in CHECKS.items():
+        check_one(benchmark[section])
 
 
 def test_the_schema_holds_no_default():
     models = Section.__subclasses__()
-    assert len(models) == 12  # data, data.file, tokenize, a tokenizer, split, train, its defaults,
+    assert (
+        len(models) == 13
+    )  # data, data.file, engine, tokenize, a tokenizer, split, train, its defaults,
     # the two families of variants, evaluate, evaluate.gate, evaluate.ensemble
     for model in models:
         assert all(field.is_required() for field in model.model_fields.values()), model
@@ -36,6 +46,7 @@ def _command(section: str, work) -> list[str]:
     (work / "report.json").write_text("{}", encoding="utf-8")
     return {
         "data": ["prepare", "--sample-file", report, "--download-dir", folder],
+        "engine": ["prepare", "--sample-file", report, "--download-dir", folder],
         "tokenize": ["tokenize", "--in-dir", folder],
         "split": ["split", "--in-dir", folder],
         "train": ["train", "--variant", "base", "--data-dir", folder, "--data-report", report],
@@ -43,6 +54,9 @@ def _command(section: str, work) -> list[str]:
     }[section]
 
 
+MASTER_URL = (
+    "a Spark master URL (local[N], local[*], spark://HOST:PORT, yarn or k8s://URL), or null"
+)
 OUTPUTS = {
     "prepare": ["--out-dir", "out", "--report", "out.json"],
     "tokenize": ["--out-dir", "out"],
@@ -151,6 +165,37 @@ def _set(tree: dict, dotted: str, value) -> None:
             "data: lacks setting(s): nsmc_verify",
         ),
         (
+            "engine.name",
+            "dask",
+            "engine.name: 'dask' is not one of 'local', 'spark'",
+        ),
+        (
+            "engine.master",
+            "local[0]",
+            f"engine.master: 'local[0]' is not {MASTER_URL}",
+        ),
+        (
+            "engine.master",
+            "spark://head-node",
+            f"engine.master: 'spark://head-node' is not {MASTER_URL}",
+        ),
+        (
+            "engine.partitions",
+            0,
+            "engine.partitions: 0 is not a whole number of at least 1, or null",
+        ),
+        (
+            "engine.conf",
+            {"executor.memory": "4g"},
+            "engine.conf: {'executor.memory': '4g'} is not a mapping of Spark settings "
+            "(spark.<name>) to texts, numbers or true/false",
+        ),
+        (
+            "engine.conf",
+            KeyError,
+            "engine: lacks setting(s): conf",
+        ),
+        (
             "tokenize.tokenizers.morph.max_repeat",
             -1,
             "tokenize.tokenizers.morph.max_repeat: -1 is not a whole number of at least 0",
@@ -203,6 +248,36 @@ def test_a_wrong_setting_is_one_line_naming_its_key(tmp_path, monkeypatch, key, 
     assert result.exit_code == 1
     assert result.stderr == f"error: params.yaml: {line}\n"
     assert result.stdout == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "master",
+    [
+        "local",
+        "local[2]",
+        "local[*]",
+        "local[4,2]",
+        "spark://head:7077",
+        "spark://a:7077,b.example:7077",
+        "yarn",
+        "k8s://https://10.0.0.1:6443",
+        None,
+    ],
+)
+def test_spark_master_urls_that_are_accepted(master):
+    check(Engine, {**PARAMS["engine"], "master": master}, ["engine"])
+
+
+def test_tokenize_checks_the_engine_too(tmp_path, monkeypatch):
+    params = copy.deepcopy(PARAMS)
+    params["engine"]["master"] = "local[two]"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["tokenize", "--in-dir", ".", "--out-dir", "out", "--params", "params.yaml"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: params.yaml: engine.master: 'local[two]' is not {MASTER_URL}\n"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ CSV/TSV/Parquet/text input, atomic output, spark-submit."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections import Counter
@@ -24,20 +23,11 @@ from pipeline.spark_tables import (
     NULL_TEXT,
 )
 from pipeline.spark_workers import LOAD_MESSAGE
-from tests.helpers import REPO, clean_env, sh
+from tests.helpers import REPO, clean_env, nsmc_dir, sh
 
 CHAMPION = "models:/korean-sentiment@champion"
 NSMC_ROWS = 20_000
 PARTITIONS = 4
-
-
-def nsmc_dir() -> Path:
-    """NSMC_DIR, else shared/ beside the checkout (CI) or beside a folder above it (a worktree,
-    a clone in a subfolder)."""
-    if os.environ.get("NSMC_DIR"):
-        return Path(os.environ["NSMC_DIR"])
-    candidates = [folder / "shared/data/nsmc" for folder in REPO.parents]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def read_output(folder: Path) -> pd.DataFrame:

@@ -1,5 +1,6 @@
-"""score-spark's session: a failed Spark call as one line, and PySpark's pandas-3 warning hidden
-(the sessions themselves start in tests/test_score_spark.py)."""
+"""The Spark session's parts: a failed Spark call as one line, PySpark's pandas-3 warning hidden,
+URIs, and the data stages' engine settings (the sessions themselves start in
+tests/test_score_spark.py, tests/test_spark_cleaning.py and tests/test_spark_tokens.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import warnings
 import pandas as pd
 import pytest
 
-from pipeline.spark_session import PANDAS_WARNING, hide_pandas_warning, one_line
+from pipeline.spark_session import (
+    PANDAS_WARNING,
+    EngineConfig,
+    hide_pandas_warning,
+    is_uri,
+    one_line,
+    uri_of,
+)
 
 
 def test_one_line_keeps_the_last_python_error_of_a_traceback():
@@ -46,3 +54,24 @@ def test_pyspark_s_pandas_warning_is_hidden_and_nothing_else(recwarn):
     message = f"{PANDAS_WARNING}, said elsewhere"
     warnings.warn(message, FutureWarning, stacklevel=1)  # from this module, not PySpark
     assert [str(w.message) for w in recwarn] == [message]
+
+
+def test_uris_and_paths_as_spark_reads_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert all(map(is_uri, ["hdfs://nn/x.tsv", "s3a://b/x", "file:/tmp/x"]))
+    assert not any(map(is_uri, ["data/x.tsv", "/tmp/x", tmp_path]))
+    assert uri_of("s3a://b/x.tsv") == "s3a://b/x.tsv"
+    assert uri_of("x.tsv") == (tmp_path / "x.tsv").as_uri()
+
+
+def test_the_engine_s_settings_as_spark_takes_them():
+    engine = EngineConfig.from_params(
+        {
+            "name": "spark",
+            "master": "local[2]",
+            "partitions": None,
+            "conf": {"spark.ui.enabled": False, "spark.executor.cores": 4},
+        }
+    )
+    assert engine.conf == {"spark.ui.enabled": "false", "spark.executor.cores": "4"}
+    assert (engine.name, engine.master, engine.partitions) == ("spark", "local[2]", None)
