@@ -5,7 +5,8 @@ loopback to `python -m pipeline serve` (one worker).
     python benchmarks/serve_profile.py --bundle ensemble --texts data/sample/reviews.tsv \
         --out /tmp/serve-profile.json
 
-Each step is the median of --rounds calls over a cycle of real texts, in microseconds. The
+Each step is the median of --rounds calls over a cycle of real texts, in microseconds, wall
+and CPU time; the HTTP steps also the server's CPU time per request (all its processes). The
 bundle is saved as an MLflow model with this checkout's `pipeline` package (as
 benchmarks/serving.py does). Written to --out as JSON with the machine and date.
 """
@@ -25,20 +26,37 @@ from pathlib import Path
 
 from load import free_port, machine, read_texts, server_command, start_server, stop_server
 from serving import REPO, save_model
-from serving_clients import Client, single_body
+from serving_clients import Client, server_cpu_seconds, single_body
 
 
-def medians_us(steps: dict[str, Callable[[int], object]], rounds: int) -> dict[str, float]:
-    """Each step's median time in microseconds; the steps take turns, call by call, so that
-    the load of a shared host falls on all of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in steps}
+def medians_us(steps: dict[str, Callable[[int], object]], rounds: int) -> dict[str, dict]:
+    """Each step's median wall and CPU time (this process, all its threads) in microseconds;
+    the steps take turns, call by call, so that the load of a shared host falls on all alike.
+    On a busy host the wall time holds the waits for a core; the CPU time does not."""
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(rounds + 20):
         for name, step in steps.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             step(i)
             if i >= 20:
-                times[name].append(time.perf_counter() - started)
-    return {name: round(statistics.median(found) * 1e6, 1) for name, found in times.items()}
+                wall[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - cpu_started)
+    return {
+        name: {
+            "wall": round(statistics.median(wall[name]) * 1e6, 1),
+            "cpu": round(statistics.median(cpu[name]) * 1e6, 1),
+        }
+        for name in steps
+    }
+
+
+def server_cpu_us(step: Callable[[int], object], rounds: int, pid: int) -> float:
+    """The server's CPU time per call of `step` (all its processes), over `rounds` calls."""
+    before = server_cpu_seconds(pid)
+    for i in range(rounds):
+        step(i)
+    return round((server_cpu_seconds(pid) - before) / rounds * 1e6, 1)
 
 
 def asgi_call(app, body: bytes):
@@ -165,6 +183,8 @@ def over_http(model_dir: Path, texts: list[str], rounds: int) -> dict:
             "http_post_single_text_requests_lib": by_requests,
         }
         found = medians_us(steps, rounds)
+        for name, step in steps.items():
+            found[name]["server_cpu"] = server_cpu_us(step, rounds, process.pid)
         client.close()
         session.close()
     finally:

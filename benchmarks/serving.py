@@ -9,7 +9,8 @@ on loopback. Measured:
 
 - single texts (`single_text`): `mlflow.pyfunc.load_model(model).predict(DataFrame)` in this
   process and one kept-alive `http.client` connection to each revision's server (one worker),
-  taking turns request by request (p50/p99 over --requests, after 50 warm-ups), and each
+  taking turns request by request (p50/p99 over --requests, after 50 warm-ups), the CPU time
+  per request (this process's around `predict`; each server's, all its processes), and each
   server's cold start (process start to the first answered request);
 - concurrent single texts (`concurrent`): 8, then 32 kept-alive clients against `--workers 2`
   of each revision, requests/s, p50/p99 and the server's CPU time per request;
@@ -54,7 +55,7 @@ from load import (
     start_server,
     stop_server,
 )
-from serving_clients import Client, concurrent, single_body
+from serving_clients import Client, concurrent, server_cpu_seconds, single_body
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 1000
@@ -214,11 +215,18 @@ def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> 
     servers = {name: serve(path) for name, path in models.items()}
     clients = {name: Client(url) for name, (_, url, _) in servers.items()}
     latencies: dict[str, list[float]] = {"in_process": [], **{name: [] for name in servers}}
+    cpu = {"in_process": 0.0}
     try:
         for i in range(requests_n + WARMUP):
-            started = time.perf_counter()
+            if i == WARMUP:
+                cpu |= {
+                    name: server_cpu_seconds(process.pid) for name, (process, *_) in servers.items()
+                }
+            started, cpu_started = time.perf_counter(), time.process_time()
             model.predict(frames[i % len(frames)])
             found = {"in_process": time.perf_counter() - started}
+            if i >= WARMUP:
+                cpu["in_process"] += time.process_time() - cpu_started
             for name, client in clients.items():
                 started = time.perf_counter()
                 client.post(bodies[i % len(bodies)])
@@ -226,6 +234,8 @@ def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> 
             if i >= WARMUP:
                 for name, seconds in found.items():
                     latencies[name].append(seconds * 1000)
+        for name, (process, *_) in servers.items():
+            cpu[name] = server_cpu_seconds(process.pid) - cpu[name]
     finally:
         for client in clients.values():
             client.close()
@@ -235,6 +245,8 @@ def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> 
         name: {"p50_ms": percentile(found, 0.5), "p99_ms": percentile(found, 0.99)}
         for name, found in latencies.items()
     }
+    for name, seconds in cpu.items():  # the server's: every process of it, all threads
+        result[name]["cpu_ms_per_request"] = round(seconds * 1000 / requests_n, 2)
     for name, (_, _, cold) in servers.items():
         result[name]["cold_start_s"] = round(cold, 2)
     for name in servers:
