@@ -9,7 +9,8 @@ on loopback. Measured:
 
 - single texts (`single_text`): `mlflow.pyfunc.load_model(model).predict(DataFrame)` in this
   process and one kept-alive `http.client` connection to each revision's server (one worker),
-  taking turns request by request (p50/p99 over --requests, after 50 warm-ups), the CPU time
+  taking turns request by request, who goes first rotating (p50/p99 over --requests, after 50
+  warm-ups), the CPU time
   per request (this process's around `predict`; each server's, all its processes), and each
   server's cold start (process start to the first answered request);
 - concurrent single texts (`concurrent`): 8, then 32 kept-alive clients against `--workers 2`
@@ -216,20 +217,23 @@ def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> 
     clients = {name: Client(url) for name, (_, url, _) in servers.items()}
     latencies: dict[str, list[float]] = {"in_process": [], **{name: [] for name in servers}}
     cpu = {"in_process": 0.0}
+    names = list(latencies)
+    turns = [names[k:] + names[:k] for k in range(len(names))]
     try:
         for i in range(requests_n + WARMUP):
             if i == WARMUP:
                 cpu |= {
                     name: server_cpu_seconds(process.pid) for name, (process, *_) in servers.items()
                 }
-            started, cpu_started = time.perf_counter(), time.process_time()
-            model.predict(frames[i % len(frames)])
-            found = {"in_process": time.perf_counter() - started}
-            if i >= WARMUP:
-                cpu["in_process"] += time.process_time() - cpu_started
-            for name, client in clients.items():
-                started = time.perf_counter()
-                client.post(bodies[i % len(bodies)])
+            found = {}
+            for name in turns[i % len(turns)]:  # who goes first rotates: it may find a core busy
+                started, cpu_started = time.perf_counter(), time.process_time()
+                if name == "in_process":
+                    model.predict(frames[i % len(frames)])
+                    if i >= WARMUP:
+                        cpu["in_process"] += time.process_time() - cpu_started
+                else:
+                    clients[name].post(bodies[i % len(bodies)])
                 found[name] = time.perf_counter() - started
             if i >= WARMUP:
                 for name, seconds in found.items():
