@@ -1,20 +1,30 @@
 """Serving speed of a trained bundle, this code beside an earlier revision's, in one run.
 
     python benchmarks/serving.py --bundle benchmarks/runs/<time>/ensemble \
-        --texts ../shared/data/nsmc/ratings_test.txt --previous 848551e --out /tmp/serving.json
+        --texts ../shared/data/nsmc/ratings_test.txt --previous 6280ec6 --out /tmp/serving.json
 
 The bundle is saved as an MLflow model twice, once with this checkout's `pipeline` package and
 once with the package of `--previous` (git), and each is served by `python -m pipeline serve`
-(one worker) on loopback. For each: the cold start (process start to the first answered
-request), single-text latency (p50/p99 over --requests sequential requests), 1,000-text requests
-over the whole file (texts/s), 1,000-text requests of texts with no visible character (what a
-request costs besides tokenizing and scoring), the worker's RSS after the warm-up and at the end,
-and every prediction. Beside them, in this process on the same 1,000-text batches: the bundle's
-tokenizer(s) alone, the limit of a design that tokenizes every text; tokenizing then scoring,
-and tokenizing the next chunk while scoring this one; and the CPU time the tokenizers and the
-models need, which bounds how near that limit any server can get. Written to --out as
-JSON with the machine and date; both servers' labels must agree and their probabilities differ
-by at most 1e-6, else the exit code is 1.
+on loopback. Measured:
+
+- single texts (`single_text`): `mlflow.pyfunc.load_model(model).predict(DataFrame)` in this
+  process and one kept-alive `http.client` connection to each revision's server (one worker),
+  taking turns request by request, who goes first rotating (p50/p99 over --requests, after 50
+  warm-ups), the CPU time
+  per request (this process's around `predict`; each server's, all its processes), and each
+  server's cold start (process start to the first answered request);
+- concurrent single texts (`concurrent`): 8, then 32 kept-alive clients against `--workers 2`
+  of each revision, requests/s, p50/p99 and the server's CPU time per request;
+- per revision, one worker (`servers`): 1,000-text requests over the whole file (texts/s),
+  1,000-text requests of texts with no visible character (what a request costs besides
+  tokenizing and scoring), the worker's RSS after the warm-up and at the end, every prediction.
+
+Beside them, in this process on the same 1,000-text batches: the bundle's tokenizer(s) alone,
+the limit of a design that tokenizes every text; tokenizing then scoring, and tokenizing the
+next chunk while scoring this one; and the CPU time the tokenizers and the models need, which
+bounds how near that limit any server can get. Written to --out as JSON with the machine and
+date; both servers' labels must agree and their probabilities differ by at most 1e-6, else the
+exit code is 1.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from load import (
     start_server,
     stop_server,
 )
+from serving_clients import Client, concurrent, server_cpu_seconds, single_body
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 1000
@@ -53,6 +64,9 @@ OVERLAP_CHUNKS = 4
 NO_VISIBLE_TEXT = "\u200b"  # answered label -1 without tokenizing or scoring
 TOLERANCE = 1e-6
 START_TIMEOUT = 600  # seconds a server may take to answer its first request
+WARMUP = 50  # single-text requests before the measured ones
+CLIENTS = (8, 32)  # concurrent single-text clients, against two workers
+CONCURRENT_WARMUP_S = 3.0
 
 
 def package_of(revision: str | None, dest: Path) -> Path:
@@ -172,7 +186,7 @@ def cpu_ms_per_1000(model, tokenize, texts: list[list[str]]) -> tuple[float, dic
     }
 
 
-def serve(model: Path) -> tuple[subprocess.Popen, str, float]:
+def serve(model: Path, workers: int = 1) -> tuple[subprocess.Popen, str, float]:
     """Start `python -m pipeline serve` on the model; the URL and the seconds until the first
     request was answered."""
     port = free_port()
@@ -184,24 +198,90 @@ def serve(model: Path) -> tuple[subprocess.Popen, str, float]:
 
     started = time.perf_counter()
     process = start_server(
-        server_command("serve", str(model), 1, port), answered, START_TIMEOUT, cwd=REPO
+        server_command("serve", str(model), workers, port), answered, START_TIMEOUT, cwd=REPO
     )
     return process, url, time.perf_counter() - started
 
 
-def measure(model: Path, texts: list[str], batches: list[list[str]], requests_n: int) -> dict:
-    process, url, cold = serve(model)
+def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> dict:
+    """Single-text latency in process (`mlflow.pyfunc.load_model(model).predict(DataFrame)`, the
+    current model) and over HTTP to each revision's server (one worker, one kept-alive
+    client), taking turns request by request so that the host's load falls on all alike."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(str(models["current"]))
+    frames = [pd.DataFrame({"text": [text]}) for text in texts[: max(requests_n, 100)]]
+    bodies = [single_body(text) for text in texts[: len(frames)]]
+    servers = {name: serve(path) for name, path in models.items()}
+    clients = {name: Client(url) for name, (_, url, _) in servers.items()}
+    latencies: dict[str, list[float]] = {"in_process": [], **{name: [] for name in servers}}
+    cpu = {"in_process": 0.0}
+    names = list(latencies)
+    turns = [names[k:] + names[:k] for k in range(len(names))]
+    try:
+        for i in range(requests_n + WARMUP):
+            if i == WARMUP:
+                cpu |= {
+                    name: server_cpu_seconds(process.pid) for name, (process, *_) in servers.items()
+                }
+            found = {}
+            for name in turns[i % len(turns)]:  # who goes first rotates: it may find a core busy
+                started, cpu_started = time.perf_counter(), time.process_time()
+                if name == "in_process":
+                    model.predict(frames[i % len(frames)])
+                    if i >= WARMUP:
+                        cpu["in_process"] += time.process_time() - cpu_started
+                else:
+                    clients[name].post(bodies[i % len(bodies)])
+                found[name] = time.perf_counter() - started
+            if i >= WARMUP:
+                for name, seconds in found.items():
+                    latencies[name].append(seconds * 1000)
+        for name, (process, *_) in servers.items():
+            cpu[name] = server_cpu_seconds(process.pid) - cpu[name]
+    finally:
+        for client in clients.values():
+            client.close()
+        for process, _, _ in servers.values():
+            stop_server(process)
+    result = {
+        name: {"p50_ms": percentile(found, 0.5), "p99_ms": percentile(found, 0.99)}
+        for name, found in latencies.items()
+    }
+    for name, seconds in cpu.items():  # the server's: every process of it, all threads
+        result[name]["cpu_ms_per_request"] = round(seconds * 1000 / requests_n, 2)
+    for name, (_, _, cold) in servers.items():
+        result[name]["cold_start_s"] = round(cold, 2)
+    for name in servers:
+        result[name]["p50_over_in_process_ms"] = round(
+            result[name]["p50_ms"] - result["in_process"]["p50_ms"], 2
+        )
+        result[name]["p99_over_in_process_ms"] = round(
+            result[name]["p99_ms"] - result["in_process"]["p99_ms"], 2
+        )
+    return {"requests": requests_n, **result}
+
+
+def concurrent_clients(model: Path, texts: list[str], seconds: float) -> dict:
+    """Single texts from 8 and then 32 concurrent kept-alive clients against two workers."""
+    process, url, _ = serve(model, workers=2)
+    try:
+        return {
+            f"clients_{n}": concurrent(url, texts, n, seconds, CONCURRENT_WARMUP_S, process.pid)
+            for n in CLIENTS
+        }
+    finally:
+        stop_server(process)
+
+
+def batches_served(model: Path, batches: list[list[str]]) -> dict:
+    """1,000-text requests over the whole file, and of texts with no visible character."""
+    process, url, _ = serve(model)
     try:
         with requests.Session() as session:
-            for text in texts[:50]:  # warm-up
-                session.post(url, json={"inputs": [text]}).raise_for_status()
             session.post(url, json={"inputs": batches[0]}).raise_for_status()
             rss_start = rss_mb(process.pid)
-            latencies = []
-            for i in range(requests_n):
-                started = time.perf_counter()
-                session.post(url, json={"inputs": [texts[i % len(texts)]]}).raise_for_status()
-                latencies.append((time.perf_counter() - started) * 1000)
             overhead = []
             for _ in range(20):  # what a request costs besides tokenizing and scoring
                 started = time.perf_counter()
@@ -218,10 +298,6 @@ def measure(model: Path, texts: list[str], batches: list[list[str]], requests_n:
     finally:
         stop_server(process)
     return {
-        "cold_start_s": round(cold, 2),
-        "single_text_requests": requests_n,
-        "single_p50_ms": percentile(latencies, 0.5),
-        "single_p99_ms": percentile(latencies, 0.99),
         "batch_requests": len(batches),
         "batch_texts_per_s": round(sum(map(len, batches)) / sum(seconds)),
         "batch_median_s": round(statistics.median(seconds), 3),
@@ -248,6 +324,9 @@ def main() -> int:
     parser.add_argument("--previous", default=None, help="git revision to compare with")
     parser.add_argument("--limit", type=int, default=None, help="texts used (default: all)")
     parser.add_argument("--requests", type=int, default=1000, help="single-text requests")
+    parser.add_argument(
+        "--concurrent-seconds", type=float, default=20.0, help="measured seconds per client count"
+    )
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args()
 
@@ -267,11 +346,17 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         versions = {"current": None} | ({"previous": args.previous} if args.previous else {})
+        models = {}
         for name, revision in versions.items():
             package = package_of(revision, Path(tmp) / f"{name}-code")
-            model = save_model(args.bundle.resolve(), package, Path(tmp) / f"{name}-model")
-            report["servers"][name] = measure(model, texts, batches, args.requests)
-            result = report["servers"][name]
+            models[name] = save_model(args.bundle.resolve(), package, Path(tmp) / f"{name}-model")
+        report["single_text"] = single_texts(models, texts, args.requests)
+        report["concurrent"] = {
+            name: concurrent_clients(model, texts, args.concurrent_seconds)
+            for name, model in models.items()
+        }
+        for name, model in models.items():
+            report["servers"][name] = result = batches_served(model, batches)
             result["batch_vs_tokenizer"] = round(
                 result["batch_texts_per_s"] / report["tokenizer_texts_per_s"], 3
             )

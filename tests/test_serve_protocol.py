@@ -4,6 +4,7 @@ sockets send what `requests` cannot: stalled headers, bodies that never end, HTT
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -38,8 +39,9 @@ async def sized(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture(scope="module")
-def address() -> Iterator[tuple[str, int]]:
+@contextlib.contextmanager
+def serving(http_class) -> Iterator[tuple[str, int]]:
+    """uvicorn with `http_class` in a thread, on a loopback socket, in front of `sized`."""
     import uvicorn
 
     sock = socket.socket()
@@ -49,7 +51,7 @@ def address() -> Iterator[tuple[str, int]]:
         sized,
         lifespan="off",
         log_level="warning",
-        http=protocol_class(LIMITS),
+        http=http_class,
         timeout_keep_alive=LIMITS.keep_alive_seconds,
     )
     server = uvicorn.Server(config)
@@ -57,10 +59,18 @@ def address() -> Iterator[tuple[str, int]]:
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    yield sock.getsockname()
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[tuple[str, int]]:
+    with serving(protocol_class(LIMITS)) as found:
+        yield found
 
 
 def connect(address) -> socket.socket:
@@ -159,3 +169,38 @@ def test_stalled_connections_do_not_starve_a_normal_client(address):
 
 def test_the_default_arrival_time_is_at_most_30_seconds():
     assert 0 < ConnectionLimits().request_seconds <= 30
+
+
+def test_accepted_connections_send_without_waiting_for_acks():
+    """TCP_NODELAY on the server's side of each connection (seen from inside the protocol)."""
+    found = []
+
+    class Recording(protocol_class(LIMITS)):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            found.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    with serving(Recording) as address, connect(address) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer, _ = until_closed(conn)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert found == [1]
+
+
+def test_no_delay_leaves_a_unix_socket_alone(tmp_path):
+    from pipeline.serve.protocol import no_delay
+
+    class Transport:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def get_extra_info(self, name):
+            return self.sock
+
+    with socket.socket(socket.AF_UNIX) as unix:
+        no_delay(Transport(unix))  # no TCP option on a Unix socket: nothing set, no error
+    no_delay(Transport(None))
+    with socket.socket() as tcp:
+        no_delay(Transport(tcp))
+        assert tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

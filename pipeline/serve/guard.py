@@ -15,7 +15,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 
-from pipeline.contract import FORMAT_HINT, TEXT_COLUMN
+from pipeline.contract import FORMAT_HINT
 from pipeline.serve.checks import (
     GET_PATHS,
     PROBE_PATHS,
@@ -32,8 +32,14 @@ from pipeline.serve.checks import (
     refusal,
     too_large,
 )
+from pipeline.serve.fast import (
+    bundle_predict,
+    frame_predict,
+    plain_texts,
+    predictions_json,
+    runs_inline,
+)
 from pipeline.serve.served import VERSION_HEADER
-from pipeline.text import is_encodable
 
 log = logging.getLogger("uvicorn.error")
 
@@ -60,47 +66,12 @@ async def respond(send, status: int, body: bytes, close: bool = False, extra=())
     await send({"type": "http.response.body", "body": body})
 
 
-def plain_texts(value: dict) -> list[str] | None:
-    """The texts of the common request forms, when every one is a scoreable string:
-    {"inputs": [...]}, {"dataframe_split": {"columns": ["text"], "data": [[...], ...]}},
-    {"dataframe_records": [{"text": ...}, ...]}, without params. None for anything else."""
-    if len(value) != 1:
-        return None
-    key, body = next(iter(value.items()))
-    texts = None
-    if key == "inputs" and isinstance(body, list):
-        texts = body
-    elif key == "dataframe_split" and _one_text_column(body):
-        texts = [row[0] for row in body["data"]]
-    elif key == "dataframe_records" and _text_records(body):
-        texts = [row[TEXT_COLUMN] for row in body]
-    if texts is None or not all(isinstance(t, str) and is_encodable(t) for t in texts):
-        return None
-    return texts
-
-
-def _text_records(records) -> bool:
-    return isinstance(records, list) and all(
-        isinstance(row, dict) and row.keys() == {TEXT_COLUMN} for row in records
-    )
-
-
-def _one_text_column(split) -> bool:
-    return (
-        isinstance(split, dict)
-        and split.keys() == {"columns", "data"}
-        and split["columns"] == [TEXT_COLUMN]
-        and isinstance(split["data"], list)
-        and all(isinstance(row, list) and len(row) == 1 for row in split["data"])
-    )
-
-
 class Guard:
     """ASGI middleware in front of MLflow's scoring app; see the module docstring.
 
-    The common request forms, holding only valid texts, are scored here through the same
-    model, and answered with the JSON MLflow's app would give: its parsing, a pandas frame in
-    and out and its serializer cost more than scoring one short text."""
+    The common request forms, holding only valid texts, are scored here by the model's bundle
+    (`pipeline.serve.fast`), and answered with the JSON MLflow's app would give: its parsing,
+    a pandas frame in and out and its serializer cost more than scoring one short text."""
 
     def __init__(
         self, app, limits: Limits, readiness: Callable[[], tuple[int, int]], model=None, served=None
@@ -109,6 +80,8 @@ class Guard:
         self.limits = limits
         self.readiness = readiness
         self.model = model
+        # The bundle's predict(texts) when the model is this project's, else the whole model's.
+        self.predict = None if model is None else bundle_predict(model) or frame_predict(model)
         self.served = served  # what GET /version answers: {name, alias, version, run_id}
         version = (served or {}).get("version")
         self.version_header = None if version is None else (VERSION_HEADER, str(version).encode())
@@ -156,13 +129,18 @@ class Guard:
             if body is None:
                 return  # the client went away
             request = None  # the parsed JSON, which the guard may answer itself
+            inline = runs_inline(len(body), self.limits.scoring_seconds)
             if kind == "csv":
                 body = await in_time(ends, csv_as_json, body)
+            elif inline:
+                request = checked_json(body, self.limits.max_json_depth)
             else:
                 request = await in_time(ends, checked_json, body, self.limits.max_json_depth)
             answer = None
-            if request is not None and self.model is not None:
-                answer = await in_time(ends, self.scored, request)
+            if request is not None and self.predict is not None:
+                answer = (
+                    self.scored(request) if inline else await in_time(ends, self.scored, request)
+                )
         except RequestError as error:
             body = error_body(error.status, error.message)
             unread = error.status in (413, 415)  # answered before the body was read
@@ -187,22 +165,13 @@ class Guard:
 
     def scored(self, request: dict) -> bytes | None:
         """The answer to a request of plain texts, or None to let MLflow's app answer."""
-        import pandas as pd
-
         texts = plain_texts(request)
         if texts is None:
             return None
         try:
-            frame = self.model.predict(pd.DataFrame({TEXT_COLUMN: texts}))
+            return predictions_json(self.predict(texts))
         except Exception:
             return None  # MLflow's app answers, and reports the failure its way
-        predictions = [
-            {"label": int(label), "sentiment": str(sentiment), "probability": float(p)}
-            for label, sentiment, p in frame[["label", "sentiment", "probability"]].itertuples(
-                index=False
-            )
-        ]
-        return json.dumps({"predictions": predictions}).encode()
 
 
 def with_header(send, header: tuple[bytes, bytes]):
@@ -318,6 +287,10 @@ class CheckedModel:
         self._check = check
         self._safe_error = safe_error
         self.metadata = model.metadata
+
+    def unwrap_python_model(self):
+        """The model's PythonModel (whose bundle the guard's fast path scores with)."""
+        return self._model.unwrap_python_model()
 
     def predict(self, data, params=None):
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from dataclasses import dataclass
 
 CLOSE_HEADER = (b"connection", b"close")
@@ -51,6 +52,15 @@ INVALID_ANSWER = closing_answer(
 )
 
 
+def no_delay(transport) -> None:
+    """Nagle's algorithm off on a TCP connection: an answer's head and body, two writes, leave
+    at once instead of the body waiting for the client's (delayed) ACK of the head. asyncio's
+    own transports do this already; it is set here whatever the event loop."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     """uvicorn's h11 protocol with `limits`; pass it as uvicorn.Config(http=...)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -63,6 +73,7 @@ def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
 
         def connection_made(self, transport):
             super().connection_made(transport)
+            no_delay(transport)
             self.arm()
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
