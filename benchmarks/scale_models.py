@@ -171,15 +171,18 @@ def main(split_dir, scales, baseline, baseline_scales, work_dir, out):
 def table(result: dict) -> str:
     lines = [
         "| code | k | stage | documents | wall s | wall s / 1,000 docs | CPU s / 1,000 docs "
-        "| peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak RSS MB | test accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result.get("model_runs", []):
         for stage, s in run["stages"].items():
+            variant = stage.partition("@")[2]
+            accuracy = run.get("accuracy", {}).get(variant, {}).get("test")
             lines.append(
                 f"| {run['code']} | {run['scale']}× | {stage} | {s['documents']:,} | "
                 f"{s['seconds']} | {s['seconds_per_1000_docs']} | "
-                f"{s['cpu_seconds_per_1000_docs']} | {s['peak_rss_mb']:,} |"
+                f"{s['cpu_seconds_per_1000_docs']} | {s['peak_rss_mb']:,} | "
+                f"{'–' if accuracy is None else accuracy} |"
             )
     return "\n".join(lines)
 

@@ -45,10 +45,12 @@ del trained
 evaluation = {name: splits[name] for name in ("validation", "test")}
 results, _, _ = evaluate.score_variants(["tfidf"], root / "models", root / "runs", evaluation)
 print(json.dumps(results["tfidf"]))
+print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB, "
+      f"address space at the ceiling's start {size // 2**20} MB", file=sys.stderr)
 """
 HEADROOM_MB = 300
-DOCUMENTS = 120_000  # each ~300 characters: ~1.5 GB as a list of records, more to fit on all
-FIT_DOCUMENTS = 10_000
+DOCUMENTS = 60_000  # of 20 words (about 120 characters)
+FIT_DOCUMENTS = 5_000
 WORDS = [
     f"{a}{b}"
     for a in ("영화", "배우", "연출", "각본", "음악", "장면", "결말", "감독", "최고", "최악")
@@ -58,13 +60,13 @@ WORDS = [
 
 def write_corpus(root: Path, documents: int, fit_documents: int | None) -> Path:
     """Train, validation and test splits of `documents`, `documents / 10` and as many records
-    of 50 words; the first words of the vocabulary lean positive, the last negative."""
+    of 20 words; the first words of the vocabulary lean positive, the last negative."""
     rng = random.Random(5)
 
     def records(count):
         for _ in range(count):
             label = rng.random() < 0.5
-            words = rng.choices(WORDS[:60] if label else WORDS[40:], k=50)
+            words = rng.choices(WORDS[:60] if label else WORDS[40:], k=20)
             yield {"text": " ".join(words), "label": int(label), "tokens": {"space": words}}
 
     root.mkdir(parents=True, exist_ok=True)
