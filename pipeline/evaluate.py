@@ -84,29 +84,46 @@ class Verdict:
 
 def score_variant(model: Bundle, records: Iterable[dict]) -> tuple[dict, np.ndarray]:
     """Metrics and P(positive) of a split's records, scored SCORE_CHUNK records at a time."""
-    labels, probability = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+    labels, probability = split_probabilities({"model": model}, records)
+    return scores(labels, probability["model"]), probability["model"]
+
+
+def split_probabilities(
+    models: dict[str, Bundle], records: Iterable[dict]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The labels, and each model's P(positive), of a split read once, SCORE_CHUNK records at
+    a time: every model scores a chunk before the next is read."""
+    labels = [np.zeros(0, np.int64)]
+    probability = {name: [np.zeros(0, np.float32)] for name in models}
     for chunk in chunks(records, SCORE_CHUNK):
         texts = [r["text"] for r in chunk]
-        # the split's stored tokens, so nothing is tokenized again
-        tokens = {name: [r["tokens"][name] for r in chunk] for name in model.scorer.tokenizers}
-        probability.append(model.probabilities(texts, tokens))
         labels.append(np.array([r["label"] for r in chunk]))
-    probability = np.concatenate(probability)
-    return scores(np.concatenate(labels), probability), probability
+        for name, model in models.items():
+            # the split's stored tokens, so nothing is tokenized again
+            tokens = {t: [r["tokens"][t] for r in chunk] for t in model.scorer.tokenizers}
+            probability[name].append(model.probabilities(texts, tokens))
+    return np.concatenate(labels), {name: np.concatenate(p) for name, p in probability.items()}
 
 
 def score_variants(
     variants: list[str], models_dir: Path, runs_dir: Path, splits: dict[str, Iterable[dict]]
 ) -> tuple[dict, dict, dict]:
     """Per variant: metrics and P(positive) per split, and the leaderboard's training columns."""
-    results, probabilities, extras = {}, {}, {}
-    for variant in variants:
-        model = Bundle(models_dir / variant, with_tokenizer=False)  # records carry tokens
-        results[variant], probabilities[variant] = {}, {}
-        for name, records in splits.items():
-            results[variant][name], probabilities[variant][name] = score_variant(model, records)
-        trained = read_json(runs_dir / variant / "metrics.json")
-        extras[variant] = {"type": model.meta["type"], "best_epoch": trained["best_epoch"]}
+    models = {v: Bundle(models_dir / v, with_tokenizer=False) for v in variants}  # no Kiwi
+    results = {variant: {} for variant in variants}
+    probabilities = {variant: {} for variant in variants}
+    for name, records in splits.items():
+        labels, by_variant = split_probabilities(models, records)
+        for variant, probability in by_variant.items():
+            probabilities[variant][name] = probability
+            results[variant][name] = scores(labels, probability)
+    extras = {
+        variant: {
+            "type": model.meta["type"],
+            "best_epoch": read_json(runs_dir / variant / "metrics.json")["best_epoch"],
+        }
+        for variant, model in models.items()
+    }
     return results, probabilities, extras
 
 
