@@ -108,10 +108,14 @@ open(sys.argv[1], "w").write(json.dumps(result))
 """
 
 
-def run_stage(code: Path, work: Path, stage: str) -> dict:
-    """Wall seconds and peak RSS of one stage in its own process, niced like its caller."""
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    args = [sys.executable, "-m", "pipeline", stage, *stage_command(stage)]
+def run_stage(code: Path, work: Path, stage: str, command: list[str] | None = None) -> dict:
+    """Wall seconds and peak RSS of one stage in its own process, niced like its caller;
+    `command` (after `python -m pipeline`) defaults to the data stage's."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))},
+        "PYTHONPATH": str(code),
+    }
+    args = [sys.executable, "-m", "pipeline", *(command or [stage, *stage_command(stage)])]
     log, measured = work / f"{stage}.log", work / f"{stage}.json"
     with log.open("wb") as output:
         subprocess.run(

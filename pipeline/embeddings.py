@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 
 WINDOW = 5  # tokens on either side; a pair at distance d counts 1/d
 CONTEXT_POWER = 0.75
+COUNT_CHUNK = 150_000  # documents counted at a time (NSMC's training split is one chunk)
 SCALE = 0.05  # standard deviation of the table, near Keras' default uniform(-0.05, 0.05) init
 
 
@@ -41,6 +42,22 @@ def cooccurrence(documents: Sequence[np.ndarray], size: int, window: int) -> spa
     return sparse.coo_matrix(entries, (size, size)).tocsr()
 
 
+def chunked_cooccurrence(
+    documents: Sequence[np.ndarray], size: int, window: int, chunk: int = COUNT_CHUNK
+) -> sparse.csr_matrix:
+    """cooccurrence() of `chunk` documents at a time, summed: memory holds one chunk's pairs.
+    A corpus of one chunk gives cooccurrence()'s very numbers; more, the same counts summed in
+    another order (the last bit of a float may differ)."""
+    total = sparse.csr_matrix((size, size))
+    for start in range(0, len(documents), chunk):
+        part = [documents[i] for i in range(start, min(start + chunk, len(documents)))]
+        counts = cooccurrence(part, size, window)
+        if len(documents) <= chunk:
+            return counts
+        total = total + counts
+    return total
+
+
 def ppmi(counts: sparse.csr_matrix) -> sparse.csr_matrix:
     """max(0, log P(w, c) / (P(w) P(c))), with context counts raised to CONTEXT_POWER."""
     counts = counts.tocoo()
@@ -60,7 +77,7 @@ def ppmi_vectors(documents: Sequence[np.ndarray], size: int, dim: int, seed: int
             f"embedding_init 'ppmi' needs fewer embedding dimensions ({dim}) than vocabulary "
             f"entries ({size}); use embedding_init: random for so small a vocabulary"
         )
-    matrix = ppmi(cooccurrence(documents, size, WINDOW))
+    matrix = ppmi(chunked_cooccurrence(documents, size, WINDOW))
     if matrix.nnz == 0:
         raise PipelineError(
             "embedding_init 'ppmi' needs tokens that occur near each other; the training "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from sklearn import metrics as skm
 from pipeline import bundle, ensemble, promotion
 from pipeline.ensemble import EnsembleConfig
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_dir, read_json, read_jsonl, sha256_file, write_json
+from pipeline.io import (
+    JsonlRecords,
+    atomic_dir,
+    chunks,
+    read_json,
+    sha256_file,
+    write_json,
+    write_json_rows,
+)
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.probability import labels_of
 from pipeline.project import git_commit, repo_root, uncommitted
@@ -28,6 +37,7 @@ __all__ = ["LOWER_IS_BETTER", "METRICS", "scores"]  # where they were before pip
 EVAL_SPLITS = ("validation", "test")
 SUMMARY_METRICS = ("accuracy", "f1", "roc_auc")
 CURVE_POINTS = 200
+SCORE_CHUNK = 50_000  # records scored at a time (NSMC's test split is one chunk)
 PIPELINE_FILES = ("params.yaml", "dvc.yaml")  # a champion's commit must hold these as they ran
 TABLE_COLUMNS = (
     "rank",
@@ -72,26 +82,48 @@ class Verdict:
     reasons: list[str]
 
 
-def score_variant(model: Bundle, records: list[dict]) -> tuple[dict, np.ndarray]:
-    texts = [r["text"] for r in records]
-    # the split's stored tokens, so nothing is tokenized again
-    tokens = {name: [r["tokens"][name] for r in records] for name in model.scorer.tokenizers}
-    probability = model.probabilities(texts, tokens)
-    return scores(np.array([r["label"] for r in records]), probability), probability
+def score_variant(model: Bundle, records: Iterable[dict]) -> tuple[dict, np.ndarray]:
+    """Metrics and P(positive) of a split's records, scored SCORE_CHUNK records at a time."""
+    labels, probability = split_probabilities({"model": model}, records)
+    return scores(labels, probability["model"]), probability["model"]
+
+
+def split_probabilities(
+    models: dict[str, Bundle], records: Iterable[dict]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The labels, and each model's P(positive), of a split read once, SCORE_CHUNK records at
+    a time: every model scores a chunk before the next is read."""
+    labels = [np.zeros(0, np.int64)]
+    probability = {name: [np.zeros(0, np.float32)] for name in models}
+    for chunk in chunks(records, SCORE_CHUNK):
+        texts = [r["text"] for r in chunk]
+        labels.append(np.array([r["label"] for r in chunk]))
+        for name, model in models.items():
+            # the split's stored tokens, so nothing is tokenized again
+            tokens = {t: [r["tokens"][t] for r in chunk] for t in model.scorer.tokenizers}
+            probability[name].append(model.probabilities(texts, tokens))
+    return np.concatenate(labels), {name: np.concatenate(p) for name, p in probability.items()}
 
 
 def score_variants(
-    variants: list[str], models_dir: Path, runs_dir: Path, splits: dict[str, list[dict]]
+    variants: list[str], models_dir: Path, runs_dir: Path, splits: dict[str, Iterable[dict]]
 ) -> tuple[dict, dict, dict]:
     """Per variant: metrics and P(positive) per split, and the leaderboard's training columns."""
-    results, probabilities, extras = {}, {}, {}
-    for variant in variants:
-        model = Bundle(models_dir / variant, with_tokenizer=False)  # records carry tokens
-        results[variant], probabilities[variant] = {}, {}
-        for name, records in splits.items():
-            results[variant][name], probabilities[variant][name] = score_variant(model, records)
-        trained = read_json(runs_dir / variant / "metrics.json")
-        extras[variant] = {"type": model.meta["type"], "best_epoch": trained["best_epoch"]}
+    models = {v: Bundle(models_dir / v, with_tokenizer=False) for v in variants}  # no Kiwi
+    results = {variant: {} for variant in variants}
+    probabilities = {variant: {} for variant in variants}
+    for name, records in splits.items():
+        labels, by_variant = split_probabilities(models, records)
+        for variant, probability in by_variant.items():
+            probabilities[variant][name] = probability
+            results[variant][name] = scores(labels, probability)
+    extras = {
+        variant: {
+            "type": model.meta["type"],
+            "best_epoch": read_json(runs_dir / variant / "metrics.json")["best_epoch"],
+        }
+        for variant, model in models.items()
+    }
     return results, probabilities, extras
 
 
@@ -200,7 +232,7 @@ def command(params_path, data_dir, models_dir, runs_dir, ensemble_dir, out_dir):
     experiment = tracking.experiment_id(train["experiment"], root)
     tracking.reap_dead_runs(experiment)
     runs = registry.variant_runs(experiment, {v: bundle.digest(models_dir / v) for v in variants})
-    splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in EVAL_SPLITS}
+    splits = {name: JsonlRecords(data_dir / f"{name}.jsonl") for name in EVAL_SPLITS}
     labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
     results, probabilities, extras = score_variants(variants, models_dir, runs_dir, splits)
     with atomic_dir(ensemble_dir) as tmp:
@@ -345,12 +377,12 @@ def _write_plots(
     for kind, rows in curves.items():
         write_json(folder / f"{kind}.json", rows)
     predicted = labels_of(probabilities[champion]["test"])
-    write_json(
+    write_json_rows(
         folder / "confusion.json",
-        [
+        (
             {"actual": int(a), "predicted": int(p)}
             for a, p in zip(labels["test"], predicted, strict=True)
-        ],
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,21 @@ def write_json(path: Path, data: Any) -> None:
         f.write("\n")
 
 
+def write_json_rows(path: Path, rows: Iterable[dict]) -> None:
+    """write_json of a list of flat records, the same bytes, one record at a time."""
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        f.write("[")
+        written = 0
+        for row in rows:
+            fields = ",\n".join(
+                f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
+                for k, v in row.items()
+            )
+            f.write(f"{',' if written else ''}\n  {{\n{fields}\n  }}")
+            written += 1
+        f.write("\n]\n" if written else "]\n")
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """One record per line; a `.gz` file (a split packed to be copied elsewhere) is unpacked."""
     return list(iter_jsonl(path))
@@ -37,6 +53,24 @@ def iter_jsonl(path: Path) -> Iterator[dict]:
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+class JsonlRecords:
+    """A JSON Lines file as a re-iterable of records: every pass reads it again from disk, so
+    a stage can go over a split twice without holding it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter_jsonl(self.path)
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` consecutive items (the last one shorter)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def count_lines(path: Path) -> int:

@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +22,11 @@ from mlflow.exceptions import MlflowException
 
 from pipeline import bundle
 from pipeline.errors import PipelineError
+from pipeline.io import chunks
 from pipeline.tracking_uri import first_line
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+SCORE_CHUNK = 50_000  # records a champion scores at a time
 LOG_TAG = "decisions"  # a JSON list of {at, decision, by, reason}, newest last
 LOG_LIMIT = 5000  # characters; the oldest entries go first
 LOCK_SUFFIX = ".promotion-lock"  # a registered model that exists while its holder moves aliases
@@ -165,12 +167,10 @@ def set_champion_if(
         return None
 
 
-def score_version(name: str, version: str, splits: dict[str, list[dict]]) -> dict[str, dict]:
-    """The registered version's metrics per split, scored as it is served (raw text in); a
-    PipelineError with one line when it cannot be downloaded, loaded or scored."""
-    import numpy as np  # the models' libraries load only when a model is scored
-
-    from pipeline.scoring import scores
+def score_version(name: str, version: str, splits: Mapping[str, Iterable[dict]]) -> dict[str, dict]:
+    """The registered version's metrics per split (any re-iterable of records), scored as it
+    is served (raw text in); a PipelineError with one line when it cannot be downloaded,
+    loaded or scored."""
     from pipeline.serving import Bundle
 
     try:
@@ -184,14 +184,21 @@ def score_version(name: str, version: str, splits: dict[str, list[dict]]) -> dic
             if not folders:
                 raise PipelineError("its artifacts hold no model bundle")
             model = Bundle(min(folders, key=lambda p: len(p.parts)))
-            return {
-                split: scores(
-                    np.array([r["label"] for r in records]),
-                    model.predict([r["text"] for r in records])["probability"].to_numpy(),
-                )
-                for split, records in splits.items()
-            }
+            return {split: _scored(model, records) for split, records in splits.items()}
     except PipelineError:
         raise
     except Exception as exc:  # any failure: a reason not to promote, not a crash
         raise PipelineError(f"{type(exc).__name__}: {first_line(exc)}") from None
+
+
+def _scored(model, records: Iterable[dict]) -> dict:
+    """The metrics of `model` on the records, predicted SCORE_CHUNK at a time."""
+    import numpy as np  # the models' libraries load only when a model is scored
+
+    from pipeline.scoring import scores
+
+    labels, probability = [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
+    for chunk in chunks(records, SCORE_CHUNK):
+        labels.append(np.array([r["label"] for r in chunk]))
+        probability.append(model.predict([r["text"] for r in chunk])["probability"].to_numpy())
+    return scores(np.concatenate(labels), np.concatenate(probability))

@@ -6,6 +6,8 @@ batch may be padded to any length without changing the result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -126,6 +128,9 @@ def build_lstm_model(
     return model
 
 
+CHUNK_BATCHES = 256  # batches handed from Python to TensorFlow at a time
+
+
 class BucketedBatches(keras.utils.PyDataset):
     """Batches of documents of similar length, each padded only to its own longest member.
 
@@ -136,16 +141,17 @@ class BucketedBatches(keras.utils.PyDataset):
     POOL = 50
 
     def __init__(
-        self, ids: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int | None
+        self, ids: Sequence[np.ndarray], labels: np.ndarray, batch_size: int, seed: int | None
     ):
         super().__init__()
         self.ids, self.labels, self.batch_size, self.seed = ids, labels, batch_size, seed
+        self.lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         self.epoch = 0
         self.batches = self.rows_for_epoch(0)
 
     def rows_for_epoch(self, epoch: int) -> list[np.ndarray]:
         """The row indices of each batch of `epoch`: a pure function of seed and epoch."""
-        lengths = np.array([len(x) for x in self.ids])
+        lengths = self.lengths
         if self.seed is None:
             order = np.argsort(lengths, kind="stable")
             return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -204,25 +210,45 @@ def fit(
 def batch_dataset(batches: BucketedBatches, epochs: int = 1):
     """The batches of `epochs` epochs, one after the other, as a TensorFlow dataset of tensors.
 
-    Not `Dataset.from_generator`: with a Python generator the `train` command of the NSMC LSTM
-    ran 1.5x slower on a 2-core CPU (docs/experiments.md). And not a PyDataset:
-    under TensorFlow, Keras fixes its tensor shapes from the first two batches, while these
-    change width from batch to batch."""
+    Python hands TensorFlow CHUNK_BATCHES batches at a time (their ids and labels, gathered from
+    `batches.ids`, which may be a file mapped into memory), so memory holds a chunk, not the
+    corpus, and Python runs once per chunk, not per batch: with `Dataset.from_generator` per
+    batch the `train` command of the NSMC LSTM ran 1.5x slower on a 2-core CPU
+    (docs/experiments.md). Not a PyDataset: under TensorFlow, Keras fixes its tensor shapes from
+    the first two batches, while these change width from batch to batch."""
     import tensorflow as tf
 
-    ids = tf.RaggedTensor.from_row_lengths(
-        np.concatenate([*batches.ids, np.zeros(0, np.int32)]).astype(np.int32),
-        [len(x) for x in batches.ids],
-    )
-    labels = tf.constant(batches.labels)
-    rows = [r for epoch in range(epochs) for r in batches.rows_for_epoch(epoch)]
-    batch_rows = tf.RaggedTensor.from_row_lengths(
-        np.concatenate([*rows, np.zeros(0, np.int64)]), [len(r) for r in rows]
-    )
+    def chunks():
+        for epoch in range(epochs):
+            rows = batches.rows_for_epoch(epoch)
+            for start in range(0, len(rows), CHUNK_BATCHES):
+                part = rows[start : start + CHUNK_BATCHES]
+                members = np.concatenate(part)
+                ids = [batches.ids[i] for i in members]
+                yield (
+                    np.concatenate([*ids, np.zeros(0, np.int32)]).astype(np.int32),
+                    batches.lengths[members],
+                    np.array([len(r) for r in part], dtype=np.int64),
+                    batches.labels[members],
+                )
 
-    def padded(members):  # pad_batch in TensorFlow
-        x = tf.gather(ids, members).to_tensor()
+    spec = tf.TensorSpec(shape=(None,), dtype=tf.int64)
+    signature = (tf.TensorSpec(shape=(None,), dtype=tf.int32), spec, spec)
+    signature += (tf.TensorSpec(shape=(None,), dtype=batches.labels.dtype),)
+
+    def split(flat, lengths, sizes, labels):  # a chunk's batches, one by one
+        documents = tf.RaggedTensor.from_row_lengths(flat, lengths)
+        return tf.data.Dataset.from_tensor_slices(
+            (
+                tf.RaggedTensor.from_row_lengths(documents, sizes),
+                tf.RaggedTensor.from_row_lengths(labels, sizes),
+            )
+        )
+
+    def padded(members, labels):  # pad_batch in TensorFlow
+        x = members.to_tensor()
         width = tf.maximum(PAD_MULTIPLE, -(-tf.shape(x)[1] // PAD_MULTIPLE) * PAD_MULTIPLE)
-        return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]]), tf.gather(labels, members)
+        return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]]), labels
 
-    return tf.data.Dataset.from_tensor_slices(batch_rows).map(padded).prefetch(2)
+    chunked = tf.data.Dataset.from_generator(chunks, output_signature=signature)
+    return chunked.flat_map(split).map(padded).prefetch(2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 
 from pipeline import bundle, model_versions, promotion, tracking
 from pipeline.errors import PipelineError
-from pipeline.io import read_jsonl, sha256_file
+from pipeline.io import JsonlRecords, sha256_file
 from pipeline.model_versions import CHALLENGER, CHAMPION, by_alias
 from pipeline.promotion import ALREADY, Champion, Decision, Origin, Rule, Scores
 
@@ -146,7 +146,7 @@ def evaluate_candidate(
     verdict,
     run: dict,
     results: dict,
-    splits: dict[str, list[dict]],
+    splits: Mapping[str, Iterable[dict]],
     origin: Origin,
     params_digest: str,
 ) -> Outcome:
@@ -328,7 +328,7 @@ def _champion_against(client, name, version, current, rule: Rule, data_dir: Path
             f"{version.version}'s ({digest}): check out its commit and `dvc pull`, or pass "
             "--data-dir",
         )
-    splits = {s: read_jsonl(data_dir / f"{s}.jsonl") for s in ("validation", "test")}
+    splits = {s: JsonlRecords(data_dir / f"{s}.jsonl") for s in ("validation", "test")}
     try:
         scored = model_versions.score_version(name, str(current.version), splits)
     except PipelineError as exc:

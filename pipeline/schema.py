@@ -211,6 +211,7 @@ class Lstm(Section):
 
 
 class Tfidf(Section):
+    OPTIONAL = frozenset({"max_fit_documents"})  # absent: the fit reads every document
     type: typed(one_of(*BASELINE_TYPES))
     tokenizer: typed(TEXT.or_null())
     analyzer: typed(one_of(*ANALYZERS))
@@ -218,6 +219,7 @@ class Tfidf(Section):
     ngram_max: typed(whole(1))
     min_df: typed(whole(1))
     max_features: typed(whole(1))
+    max_fit_documents: typed(whole(1).or_null())
     sublinear_tf: typed(FLAG)
     nb_scaling: typed(FLAG)
     C: typed(number(0, low_open=True))

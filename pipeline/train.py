@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import click
@@ -16,7 +19,15 @@ import yaml
 
 from pipeline import bundle
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_dir, atomic_file, read_json, read_jsonl, sha256_file, write_json
+from pipeline.io import (
+    JsonlRecords,
+    atomic_dir,
+    atomic_file,
+    chunks,
+    read_json,
+    sha256_file,
+    write_json,
+)
 from pipeline.options import input_dir, params_option, path_option
 from pipeline.probability import labels_of, log_loss
 from pipeline.project import repo_root
@@ -29,9 +40,10 @@ from pipeline.variants import (
     config_dict,
     variant_from_params,
 )
-from pipeline.vocab import encode, id_tokens, index_of
+from pipeline.vocab import TokenIds, encode, id_tokens, index_of
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+ENCODE_CHUNK = 10_000  # records encoded or scored at a time
 EpochHook = Callable[[dict[str, float], int], None]  # (train_/val_ loss and accuracy, epoch)
 
 
@@ -92,22 +104,28 @@ class Trained:
 
 def train_variant(
     settings: TrainSettings,
-    splits: dict[str, list[dict]],
+    splits: Mapping[str, Iterable[dict]],
     vocab: dict | None,
     on_epoch: EpochHook | None = None,
+    scratch: Path | None = None,
 ) -> Trained:
     """Fit the variant on `splits['train']`, validating on `splits['validation']` each epoch;
-    `on_epoch` hears of every epoch as it ends."""
+    `on_epoch` hears of every epoch as it ends. A split is any re-iterable of records (a list,
+    or JsonlRecords to read it from disk on each pass); an LSTM's token ids go to a file in a
+    temporary folder under `scratch` (the system's by default) for the training."""
     cfg = settings.config
     if isinstance(cfg, TfidfConfig):
         trained = train_tfidf(settings, cfg, splits, vocab)
         for row in trained.history if on_epoch else []:
             on_epoch(epoch_values(row), row["epoch"])
         return trained
-    return train_lstm(settings, cfg, splits, vocab, on_epoch)
+    with tempfile.TemporaryDirectory(prefix=".token-ids.", dir=scratch) as folder:
+        return train_lstm(settings, cfg, splits, vocab, on_epoch, Path(folder))
 
 
-def train_lstm(settings, cfg: LstmConfig, splits, vocab, on_epoch: EpochHook | None) -> Trained:
+def train_lstm(
+    settings, cfg: LstmConfig, splits, vocab, on_epoch: EpochHook | None, folder: Path
+) -> Trained:
     from pipeline.models import EpochReport, build_lstm_model, fit, lstm_callbacks, seed_everything
 
     seed_everything(settings.seed)
@@ -116,7 +134,12 @@ def train_lstm(settings, cfg: LstmConfig, splits, vocab, on_epoch: EpochHook | N
     tagged = TokenizerConfig(**vocab["tokenizer"]).tags
     data = {
         name: batches_of(
-            records, cfg, index, tagged, seed=settings.seed if name == "train" else None
+            records,
+            cfg,
+            index,
+            tagged,
+            seed=settings.seed if name == "train" else None,
+            path=folder / f"{name}.int32",
         )
         for name, records in splits.items()
     }
@@ -154,35 +177,61 @@ def _initial_embeddings(cfg: LstmConfig, train, tokens: list[str], seed: int):
     return ppmi_vectors(train.ids, len(tokens), cfg.embedding_dim, seed)
 
 
-def batches_of(records: list[dict], cfg: LstmConfig, index: dict, tagged: bool, seed: int | None):
-    """A split's token ids and labels in the bucketed batches an LSTM trains on."""
+def batches_of(
+    records: Iterable[dict], cfg: LstmConfig, index: dict, tagged: bool, seed: int | None, path
+):
+    """A split's token ids and labels in the bucketed batches an LSTM trains on; the ids are
+    written to `path` as they are encoded, chunk by chunk, and read back mapped into memory."""
     from pipeline.models import BucketedBatches
 
-    documents = [r["tokens"][cfg.tokenizer] for r in records]
-    ids = encode(documents, index, cfg.max_length, cfg.char_fallback, tagged)
-    labels = np.array([r["label"] for r in records], dtype=np.float32)
-    return BucketedBatches(ids, labels, cfg.batch_size, seed)
+    lengths, labels = array("q"), array("f")
+    with path.open("wb") as f:
+        for chunk in chunks(records, ENCODE_CHUNK):
+            documents = [r["tokens"][cfg.tokenizer] for r in chunk]
+            for ids in encode(documents, index, cfg.max_length, cfg.char_fallback, tagged):
+                f.write(ids.tobytes())
+                lengths.append(len(ids))
+            labels.extend(r["label"] for r in chunk)
+    lengths = np.array(lengths, dtype=np.int64)
+    flat = np.memmap(path, dtype=np.int32, mode="r") if lengths.sum() else np.zeros(0, np.int32)
+    ids = TokenIds(flat, lengths)
+    return BucketedBatches(ids, np.array(labels, dtype=np.float32), cfg.batch_size, seed)
 
 
 def train_tfidf(settings, cfg: TfidfConfig, splits, vocab) -> Trained:
+    """Fit on the first `max_fit_documents` training documents (all with null): the split's
+    order is already a random one, so they are a random sample. Every document of both splits
+    is then scored, a chunk at a time, for the history row."""
     from pipeline.baseline import fit_tfidf_logreg
     from pipeline.tfidf_inference import TfidfScorer
 
     started = time.perf_counter()
-    documents = {name: tfidf_documents(records, cfg) for name, records in splits.items()}
-    labels = {name: np.array([r["label"] for r in records]) for name, records in splits.items()}
-    exported = fit_tfidf_logreg(documents["train"], labels["train"], cfg, settings.seed)
+    fitted = list(islice(splits["train"], cfg.max_fit_documents))
+    documents, labels = tfidf_documents(fitted, cfg), np.array([r["label"] for r in fitted])
+    del fitted
+    exported = fit_tfidf_logreg(documents, labels, cfg, settings.seed)
+    del documents
     seconds = time.perf_counter() - started
     scorer = TfidfScorer(exported)
     row = {"epoch": 1}
     for name, prefix in (("train", "train_"), ("validation", "val_")):
-        p = scorer(documents[name])
-        row[f"{prefix}loss"] = log_loss(labels[name], p)
-        row[f"{prefix}accuracy"] = float(np.mean(labels_of(p) == labels[name]))
+        truth, p = tfidf_scores(scorer, splits[name], cfg)
+        row[f"{prefix}loss"] = log_loss(truth, p)
+        row[f"{prefix}accuracy"] = float(np.mean(labels_of(p) == truth))
     meta = {"variant": settings.variant, "type": cfg.type}
     if cfg.tokenizer is not None:
         meta["tokenizer"] = {"name": cfg.tokenizer, "config": vocab["tokenizer"]}
     return Trained(meta, [row], seconds, {bundle.TFIDF_FILE: exported})
+
+
+def tfidf_scores(scorer, records: Iterable[dict], cfg: TfidfConfig):
+    """The labels and P(positive) of every record, scored ENCODE_CHUNK records at a time (a
+    document's score does not depend on the others in its chunk)."""
+    truth, probabilities = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+    for chunk in chunks(records, ENCODE_CHUNK):
+        truth.append(np.array([r["label"] for r in chunk]))
+        probabilities.append(scorer(tfidf_documents(chunk, cfg)))
+    return np.concatenate(truth), np.concatenate(probabilities)
 
 
 def tfidf_documents(records: list[dict], cfg: TfidfConfig) -> list:
@@ -266,7 +315,7 @@ def command(params_path, variant, overrides, data_dir, data_report, model_dir, r
     from pipeline import tracking
 
     settings = TrainSettings.from_params(load_section(params_path, "train"), variant, overrides)
-    splits = {name: read_jsonl(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
+    splits = {name: JsonlRecords(data_dir / f"{name}.jsonl") for name in ("train", "validation")}
     vocab = read_vocab(data_dir, settings)
     digests = {name: sha256_file(data_dir / f"{name}.jsonl") for name in splits}
     params = config_dict(settings.config) | {
@@ -275,9 +324,12 @@ def command(params_path, variant, overrides, data_dir, data_report, model_dir, r
     }
     tags = tracking.run_tags(variant, digests["train"][:16])
     name = tracking.run_name(variant)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)  # the token ids' scratch folder's home
     with tracking.variant_run(settings.experiment, repo_root(), name, tags, params) as logger:
-        logger.log_inputs(splits, data_dir, digests)
-        trained = train_variant(settings, splits, vocab, on_epoch=logger.log_epoch)
+        logger.log_inputs(data_dir, digests)
+        trained = train_variant(
+            settings, splits, vocab, on_epoch=logger.log_epoch, scratch=model_dir.parent
+        )
         with atomic_dir(model_dir) as tmp:
             write_bundle(trained, tmp)
             model_digest = bundle.digest(tmp)

@@ -44,6 +44,7 @@ class TfidfConfig:
     sublinear_tf: bool
     nb_scaling: bool  # scale each n-gram by its naive Bayes log-count ratio (NBSVM-style)
     C: float
+    max_fit_documents: int | None = None  # the fit reads at most this many training documents
 
 
 VariantConfig = LstmConfig | TfidfConfig

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.embeddings import SCALE, cooccurrence, ppmi, ppmi_vectors
+from pipeline.embeddings import SCALE, chunked_cooccurrence, cooccurrence, ppmi, ppmi_vectors
 from pipeline.errors import PipelineError
 
 
@@ -20,6 +20,17 @@ def test_padding_is_never_counted_and_an_empty_corpus_counts_nothing():
     counts = cooccurrence([np.array([2, 0, 3])], size=4, window=2).toarray()
     assert counts[0].sum() == counts[:, 0].sum() == 0 and counts[2, 3] == 0.5
     assert cooccurrence([np.array([2])], size=4, window=5).nnz == 0
+
+
+def test_counting_in_chunks_gives_the_counts_of_the_whole_corpus():
+    rng = np.random.default_rng(3)
+    documents = [rng.integers(0, 9, size=n) for n in rng.integers(0, 12, size=50)]
+    whole = cooccurrence(documents, size=9, window=3)
+    assert (chunked_cooccurrence(documents, 9, 3, chunk=50) != whole).nnz == 0  # one chunk
+    np.testing.assert_allclose(
+        chunked_cooccurrence(documents, 9, 3, chunk=7).toarray(), whole.toarray(), rtol=1e-12
+    )
+    assert chunked_cooccurrence([], 9, 3).nnz == 0
 
 
 def test_ppmi_keeps_only_pairs_seen_together_more_than_by_chance():

@@ -11,6 +11,7 @@ from pipeline.models import (
     pad_batch,
 )
 from pipeline.variants import LstmConfig
+from pipeline.vocab import TokenIds
 from tests.helpers import LSTM
 
 
@@ -112,6 +113,25 @@ def test_the_dataset_holds_each_epochs_batches_in_order_exactly_as_pad_batch_mak
         assert x.dtype == want_x.dtype and np.array_equal(x, want_x)  # widths included
         assert np.array_equal(y, want_y)
     assert not np.array_equal(expected[0][1], expected[len(batches)][1])  # epochs differ
+
+
+def test_batches_from_a_mapped_file_cross_chunks_as_they_were(tmp_path, monkeypatch):
+    """Ids read from a memory-mapped file, handed to TensorFlow two batches at a time (epochs
+    and chunks not aligned), make the same tensors as ids held in a list."""
+    import pipeline.models
+
+    listed = _shuffled_batches()
+    path = tmp_path / "ids.int32"
+    path.write_bytes(b"".join(x.tobytes() for x in listed.ids))
+    lengths = np.array([len(x) for x in listed.ids])
+    ids = TokenIds(np.memmap(path, dtype=np.int32, mode="r"), lengths)
+    mapped = BucketedBatches(ids, listed.labels, 4, seed=5)
+    monkeypatch.setattr(pipeline.models, "CHUNK_BATCHES", 2)
+    got = [(x.numpy(), y.numpy()) for x, y in batch_dataset(mapped, epochs=3)]
+    expected = [listed.batch(rows) for epoch in range(3) for rows in listed.rows_for_epoch(epoch)]
+    assert len(got) == len(expected)
+    for (x, y), (want_x, want_y) in zip(got, expected, strict=True):
+        assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
 
 
 def test_an_empty_split_makes_an_empty_dataset():

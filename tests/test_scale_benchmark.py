@@ -6,6 +6,7 @@ import importlib
 
 import pytest
 
+from pipeline.io import read_jsonl, write_jsonl
 from pipeline.prepare import Table, run
 from pipeline.sources import NSMC_FORMAT, TableRows
 from tests.helpers import REPO, write_tsv
@@ -57,3 +58,28 @@ def test_limit_takes_the_first_rows(scale, tmp_path):
         *(f"{i}-0\t리뷰 {i}\t{i % 2}" for i in range(4)),
         *(f"{i}-1\t리뷰 {i} ㅎㅎ\t{i % 2}" for i in range(4)),
     ]
+
+
+def test_k_copies_of_a_split_mark_each_copy_s_text_and_tokens(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    scale_models = importlib.import_module("scale_models")
+    split = tmp_path / "split"
+    (split / "vocab").mkdir(parents=True)
+    (split / "tokenizers.json").write_text('{"morph": {"tags": true}, "space": {}}')
+    record = {"text": "좋은 영화", "label": 1, "tokens": {"morph": ["좋/VA"], "space": ["좋은"]}}
+    for name in scale_models.SPLITS:
+        write_jsonl(split / f"{name}.jsonl", [record, {**record, "text": " ", "tokens": {}}])
+    sizes = scale_models.write_split(split, 3, tmp_path / "out")
+    assert sizes == {"train": 6, "validation": 6, "test": 6}
+    copies = read_jsonl(tmp_path / "out/train.jsonl")
+    assert copies[:2] == read_jsonl(split / "train.jsonl")
+    assert copies[4]["text"] == "좋은 영화 ㅠㅠ" and copies[4]["label"] == 1
+    assert copies[4]["tokens"] == {"morph": ["좋/VA", "ㅠㅠ/SW"], "space": ["좋은", "ㅠㅠ"]}
+    assert copies[5]["text"] == " "  # an empty text stays empty
+
+
+def test_a_split_folder_without_its_files_is_refused(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    scale_models = importlib.import_module("scale_models")
+    with pytest.raises(FileNotFoundError):
+        scale_models.write_split(tmp_path / "missing", 2, tmp_path / "out")
