@@ -251,4 +251,5 @@ def batch_dataset(batches: BucketedBatches, epochs: int = 1):
         return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]]), labels
 
     chunked = tf.data.Dataset.from_generator(chunks, output_signature=signature)
-    return chunked.flat_map(split).map(padded).prefetch(2)
+    steps = tf.data.experimental.assert_cardinality(len(batches.rows_for_epoch(0)) * epochs)
+    return chunked.flat_map(split).map(padded).apply(steps).prefetch(2)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import ALWAYS_CHANGED, clean_env, sh, stages_run, stale_stages
+from tests.helpers import ALWAYS_CHANGED, REPO, clean_env, sh, stages_run, stale_stages
 
 pytestmark = pytest.mark.e2e
 
@@ -285,3 +285,9 @@ def test_a_killed_training_s_run_is_reaped_by_a_repro_that_restores_its_stage(
         [store(root).get_experiment_by_name(EXPERIMENT).experiment_id],
         "attributes.status = 'RUNNING'",
     )
+
+
+def test_the_reproduced_sample_scores_as_committed(sample_repo):
+    for report in ("reports/evaluate/variants.json", "reports/evaluate/summary.json"):
+        committed = json.loads((REPO / report).read_text(encoding="utf-8"))
+        assert json.loads((sample_repo / report).read_text(encoding="utf-8")) == committed, report
