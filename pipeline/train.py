@@ -324,12 +324,11 @@ def command(params_path, variant, overrides, data_dir, data_report, model_dir, r
     }
     tags = tracking.run_tags(variant, digests["train"][:16])
     name = tracking.run_name(variant)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)  # the token ids' scratch folder's home
     with tracking.variant_run(settings.experiment, repo_root(), name, tags, params) as logger:
         logger.log_inputs(data_dir, digests)
-        trained = train_variant(
-            settings, splits, vocab, on_epoch=logger.log_epoch, scratch=model_dir.parent
-        )
+        # The token ids' scratch folder goes to the system's temporary folder, not beside the
+        # model: a training killed outright must leave nothing in the folder `evaluate` reads.
+        trained = train_variant(settings, splits, vocab, on_epoch=logger.log_epoch)
         with atomic_dir(model_dir) as tmp:
             write_bundle(trained, tmp)
             model_digest = bundle.digest(tmp)
