@@ -6,6 +6,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+
+import psutil
 
 from pipeline.io import write_json
 from pipeline.server_state import (
@@ -57,6 +60,9 @@ def test_a_pid_file_is_read_or_ignored(tmp_path):
 def test_a_process_is_alive_only_while_it_runs_and_has_the_name():
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        deadline = time.monotonic() + 10  # until exec has given the child its command line
+        while not psutil.Process(process.pid).cmdline() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert alive(process.pid, "python")
         assert not alive(process.pid, "postgres")  # a reused PID of another program
         assert not alive(None, "python")
