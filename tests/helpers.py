@@ -315,3 +315,20 @@ def log_run(experiment: str, kind: str, folder: Path, data_digest: str) -> dict:
     with tracking.tracked_run(experiment, kind, tags) as run:
         model = tracking.log_pyfunc(folder)
     return {"run_id": run.info.run_id, "model_uri": model.model_uri}
+
+
+def local_spark(folder: Path, app: str):
+    """A local[2] Spark (its UI off) with this package shipped, as the stages' engine_session
+    makes it; yields the session and stops it after. For a module-scoped fixture."""
+    import pytest
+
+    from pipeline.spark_session import ship_package, start_spark
+
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON"):  # start_spark sets them
+            env.delenv(name, raising=False)
+        session = start_spark("local[2]", {"spark.ui.enabled": "false"}, app)
+        ship_package(session, folder)
+        yield session
+        session.stop()

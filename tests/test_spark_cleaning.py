@@ -12,8 +12,7 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.prepare import Table, _table, run, run_spark
 from pipeline.sources import NSMC_FORMAT
-from pipeline.spark_session import ship_package, start_spark
-from tests.helpers import REPO, nsmc_dir, write_tsv
+from tests.helpers import REPO, local_spark, nsmc_dir, write_tsv
 
 NSMC_TRAIN_ROWS = 20_000
 NSMC_TEST_ROWS = 5_000  # enough for some training reviews to be in the test file too
@@ -21,15 +20,7 @@ NSMC_TEST_ROWS = 5_000  # enough for some training reviews to be in the test fil
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    """One local[2] Spark for the module (its UI off), as the stages' engine_session makes it."""
-    pytest.importorskip("pyspark", reason="the spark extra is not installed")
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON"):  # start_spark sets them
-            env.delenv(name, raising=False)
-        session = start_spark("local[2]", {"spark.ui.enabled": "false"}, "prepare")
-        ship_package(session, tmp_path_factory.mktemp("code"))
-        yield session
-        session.stop()
+    yield from local_spark(tmp_path_factory.mktemp("code"), "prepare")
 
 
 def prepared_both_ways(spark, tmp_path: Path, train: Table, test: Table | None):

@@ -15,11 +15,10 @@ from pipeline.io import iter_jsonl, write_jsonl
 from pipeline.prepare import _table
 from pipeline.prepare import run_spark as prepare_on_spark
 from pipeline.sources import NSMC_FORMAT
-from pipeline.spark_session import ship_package, start_spark
 from pipeline.spark_tokens import task_configs
 from pipeline.tokenize import configs_from_params, run, run_spark
 from pipeline.tokenizers import TokenizerConfig, make_tokenizer
-from tests.helpers import REPO, nsmc_dir, sh
+from tests.helpers import REPO, local_spark, nsmc_dir, sh
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
 CONFIGS = configs_from_params(PARAMS["tokenize"])
@@ -28,15 +27,7 @@ NSMC_ROWS = 20_000
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    """One local[2] Spark for the module (its UI off), as the stages' engine_session makes it."""
-    pytest.importorskip("pyspark", reason="the spark extra is not installed")
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON"):  # start_spark sets them
-            env.delenv(name, raising=False)
-        session = start_spark("local[2]", {"spark.ui.enabled": "false"}, "tokenize")
-        ship_package(session, tmp_path_factory.mktemp("code"))
-        yield session
-        session.stop()
+    yield from local_spark(tmp_path_factory.mktemp("code"), "tokenize")
 
 
 def tokenized_locally(in_dir: Path, out_dir: Path) -> None:
