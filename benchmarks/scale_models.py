@@ -148,12 +148,15 @@ def save(out: Path, run: dict) -> None:
 @click.option("--baseline-scales", default=None, help="k values for the baseline (default all).")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/scale.json")
-def main(split_dir, scales, baseline, baseline_scales, work_dir, out):
+@click.option("--baseline-only", is_flag=True, help="Measure the baseline revision alone.")
+def main(split_dir, scales, baseline, baseline_scales, work_dir, out, baseline_only):
     """Time and peak memory of train (tfidf, base) and evaluate on k times NSMC's split."""
     ks = [int(k) for k in scales.split(",")]
     baseline_ks = [int(k) for k in baseline_scales.split(",")] if baseline_scales else ks
     work = Path(work_dir or tempfile.mkdtemp(prefix="scale-models-")).resolve()
-    codes = [(REPO, tree_label())]
+    if baseline_only and not baseline:
+        raise click.UsageError("--baseline-only needs --baseline")
+    codes = [] if baseline_only else [(REPO, tree_label())]
     if baseline:
         codes.insert(0, (baseline_tree(baseline, work / "baseline"), revision_label(baseline)))
     for k in ks:

@@ -4,8 +4,9 @@
         --texts ../shared/data/nsmc/ratings_test.txt --previous 6280ec6 --out /tmp/serving.json
 
 The bundle is saved as an MLflow model twice, once with this checkout's `pipeline` package and
-once with the package of `--previous` (git), and each is served by `python -m pipeline serve`
-on loopback. Measured:
+once with the package of `--previous` (git), and each is served on loopback by its own
+revision's `python -m pipeline serve` (run from the folder holding that revision's package).
+Measured:
 
 - single texts (`single_text`): `mlflow.pyfunc.load_model(model).predict(DataFrame)` in this
   process and one kept-alive `http.client` connection to each revision's server (one worker),
@@ -14,7 +15,10 @@ on loopback. Measured:
   per request (this process's around `predict`; each server's, all its processes), and each
   server's cold start (process start to the first answered request);
 - concurrent single texts (`concurrent`): 8, then 32 kept-alive clients against `--workers 2`
-  of each revision, requests/s, p50/p99 and the server's CPU time per request;
+  of each revision, requests/s, p50/p99 and the server's CPU time per request, in
+  --concurrent-rounds rounds that take the revisions in turn (which worker a kept-alive client
+  lands on is chance, and moves one run's requests/s by a quarter), with each round's figures
+  and their medians;
 - per revision, one worker (`servers`): 1,000-text requests over the whole file (texts/s),
   1,000-text requests of texts with no visible character (what a request costs besides
   tokenizing and scoring), the worker's RSS after the warm-up and at the end, every prediction.
@@ -186,9 +190,10 @@ def cpu_ms_per_1000(model, tokenize, texts: list[list[str]]) -> tuple[float, dic
     }
 
 
-def serve(model: Path, workers: int = 1) -> tuple[subprocess.Popen, str, float]:
-    """Start `python -m pipeline serve` on the model; the URL and the seconds until the first
-    request was answered."""
+def serve(model: Path, code: Path, workers: int = 1) -> tuple[subprocess.Popen, str, float]:
+    """Start `python -m pipeline serve` on the model, run from `code` (the folder holding the
+    revision's `pipeline` package, so that the server's code is that revision's too, not only
+    the model's); the URL and the seconds until the first request was answered."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/invocations"
 
@@ -198,12 +203,14 @@ def serve(model: Path, workers: int = 1) -> tuple[subprocess.Popen, str, float]:
 
     started = time.perf_counter()
     process = start_server(
-        server_command("serve", str(model), workers, port), answered, START_TIMEOUT, cwd=REPO
+        server_command("serve", str(model), workers, port), answered, START_TIMEOUT, cwd=code
     )
     return process, url, time.perf_counter() - started
 
 
-def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> dict:
+def single_texts(
+    models: dict[str, Path], codes: dict[str, Path], texts: list[str], requests_n: int
+) -> dict:
     """Single-text latency in process (`mlflow.pyfunc.load_model(model).predict(DataFrame)`, the
     current model) and over HTTP to each revision's server (one worker, one kept-alive
     client), taking turns request by request so that the host's load falls on all alike."""
@@ -213,7 +220,7 @@ def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> 
     model = mlflow.pyfunc.load_model(str(models["current"]))
     frames = [pd.DataFrame({"text": [text]}) for text in texts[: max(requests_n, 100)]]
     bodies = [single_body(text) for text in texts[: len(frames)]]
-    servers = {name: serve(path) for name, path in models.items()}
+    servers = {name: serve(path, codes[name]) for name, path in models.items()}
     clients = {name: Client(url) for name, (_, url, _) in servers.items()}
     latencies: dict[str, list[float]] = {"in_process": [], **{name: [] for name in servers}}
     cpu = {"in_process": 0.0}
@@ -263,9 +270,9 @@ def single_texts(models: dict[str, Path], texts: list[str], requests_n: int) -> 
     return {"requests": requests_n, **result}
 
 
-def concurrent_clients(model: Path, texts: list[str], seconds: float) -> dict:
+def concurrent_clients(model: Path, code: Path, texts: list[str], seconds: float) -> dict:
     """Single texts from 8 and then 32 concurrent kept-alive clients against two workers."""
-    process, url, _ = serve(model, workers=2)
+    process, url, _ = serve(model, code, workers=2)
     try:
         return {
             f"clients_{n}": concurrent(url, texts, n, seconds, CONCURRENT_WARMUP_S, process.pid)
@@ -275,9 +282,34 @@ def concurrent_clients(model: Path, texts: list[str], seconds: float) -> dict:
         stop_server(process)
 
 
-def batches_served(model: Path, batches: list[list[str]]) -> dict:
+def concurrent_rounds(
+    models: dict[str, Path], codes: dict[str, Path], texts: list[str], seconds: float, rounds: int
+) -> dict:
+    """`concurrent_clients` of each revision, `rounds` times, the revisions taking turns (who goes
+    first alternates): each round's figures, and per client count the medians over rounds."""
+    found: dict[str, list[dict]] = {name: [] for name in models}
+    names = list(models)
+    for k in range(rounds):
+        for name in names if k % 2 == 0 else names[::-1]:
+            found[name].append(concurrent_clients(models[name], codes[name], texts, seconds))
+    return {name: {**medians(runs), "rounds": runs} for name, runs in found.items()}
+
+
+def medians(runs: list[dict]) -> dict:
+    keys = ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+    return {
+        f"clients_{n}": {
+            "clients": n,
+            "errors": sum(run[f"clients_{n}"]["errors"] for run in runs),
+            **{key: statistics.median(run[f"clients_{n}"][key] for run in runs) for key in keys},
+        }
+        for n in CLIENTS
+    }
+
+
+def batches_served(model: Path, code: Path, batches: list[list[str]]) -> dict:
     """1,000-text requests over the whole file, and of texts with no visible character."""
-    process, url, _ = serve(model)
+    process, url, _ = serve(model, code)
     try:
         with requests.Session() as session:
             session.post(url, json={"inputs": batches[0]}).raise_for_status()
@@ -325,7 +357,10 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="texts used (default: all)")
     parser.add_argument("--requests", type=int, default=1000, help="single-text requests")
     parser.add_argument(
-        "--concurrent-seconds", type=float, default=20.0, help="measured seconds per client count"
+        "--concurrent-seconds", type=float, default=10.0, help="measured seconds per client count"
+    )
+    parser.add_argument(
+        "--concurrent-rounds", type=int, default=3, help="rounds of concurrent clients"
     )
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args()
@@ -346,17 +381,17 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         versions = {"current": None} | ({"previous": args.previous} if args.previous else {})
-        models = {}
+        models, codes = {}, {}
         for name, revision in versions.items():
             package = package_of(revision, Path(tmp) / f"{name}-code")
+            codes[name] = package.parent
             models[name] = save_model(args.bundle.resolve(), package, Path(tmp) / f"{name}-model")
-        report["single_text"] = single_texts(models, texts, args.requests)
-        report["concurrent"] = {
-            name: concurrent_clients(model, texts, args.concurrent_seconds)
-            for name, model in models.items()
-        }
+        report["single_text"] = single_texts(models, codes, texts, args.requests)
+        report["concurrent"] = concurrent_rounds(
+            models, codes, texts, args.concurrent_seconds, args.concurrent_rounds
+        )
         for name, model in models.items():
-            report["servers"][name] = result = batches_served(model, batches)
+            report["servers"][name] = result = batches_served(model, codes[name], batches)
             result["batch_vs_tokenizer"] = round(
                 result["batch_texts_per_s"] / report["tokenizer_texts_per_s"], 3
             )
