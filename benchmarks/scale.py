@@ -205,7 +205,8 @@ def merged(out: Path, runs: list[dict]) -> dict:
     previous = json.loads(out.read_text()) if out.exists() else {"runs": []}
     replaced = {(r["code"].split("@")[0], r["scale"]) for r in runs}
     kept = [r for r in previous["runs"] if (r["code"].split("@")[0], r["scale"]) not in replaced]
-    return {"runs": sorted(kept + runs, key=lambda r: (r["scale"], r["code"]))}
+    # the rest of the file (scale_models.py's model_runs) is kept as it was
+    return {**previous, "runs": sorted(kept + runs, key=lambda r: (r["scale"], r["code"]))}
 
 
 @click.command()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection._split import _validate_shuffle_split
+from sklearn.utils.extmath import _approximate_mode
 
 from pipeline.errors import PipelineError
 from pipeline.io import (
@@ -74,23 +75,49 @@ def run(
 
 
 def assign(labels: np.ndarray, test_given: bool, cfg: SplitConfig) -> dict[str, np.ndarray]:
-    """Row numbers of each split, in the order of its records: sklearn's stratified shuffle over
-    row numbers draws exactly what it draws over the records themselves."""
-    rows = np.arange(len(labels))
+    """Row numbers of each split, in the order of its records: the stratified shuffle sklearn's
+    `train_test_split` draws over the records themselves."""
+    rows = np.arange(len(labels), dtype=np.int32)
     validation_share = cfg.validation_size
     parts = {}
     if not test_given:
-        rows, parts["test"] = _stratified(rows, labels, cfg.test_size, cfg.seed)
+        rows, parts["test"] = _stratified(rows, labels[rows], cfg.test_size, cfg.seed)
         validation_share = cfg.validation_size / (1 - cfg.test_size)  # a share of all documents
-    parts["train"], parts["validation"] = _stratified(rows, labels, validation_share, cfg.seed)
+    parts["train"], parts["validation"] = _stratified(
+        rows, labels[rows], validation_share, cfg.seed
+    )
     return {name: parts[name] for name in SPLITS if name in parts}
 
 
 def _stratified(rows: np.ndarray, labels: np.ndarray, size: float, seed: int):
+    """`train_test_split(rows, test_size=size, random_state=seed, stratify=labels)`: the same
+    draw from the same random numbers, in int32 arrays. sklearn gathers the rows in a Python
+    list of NumPy scalars, about 90 bytes a document at its peak; this needs about 16."""
     try:
-        return train_test_split(rows, test_size=size, random_state=seed, stratify=labels[rows])
+        n_train, n_test = _validate_shuffle_split(len(rows), size, None, default_test_size=0.25)
     except ValueError as exc:
         raise PipelineError(f"cannot split {len(rows)} documents: {exc}") from exc
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < 2 or min(n_train, n_test) < len(classes):
+        raise PipelineError(
+            f"cannot split {len(rows)} documents: each of the {len(classes)} labels needs at "
+            f"least 2 documents and each split one per label ({n_train} train, {n_test} held "
+            f"out; label counts {dict(zip(classes.tolist(), counts.tolist(), strict=True))})"
+        )
+    rng = np.random.RandomState(seed)
+    train_counts = _approximate_mode(counts, n_train, rng)
+    held_counts = _approximate_mode(counts - train_counts, n_test, rng)
+    train_parts, held_parts = [], []
+    for label, count, n_i, t_i in zip(classes, counts, train_counts, held_counts, strict=True):
+        order = np.arange(count, dtype=np.int32)  # rng.permutation(count), in 4 bytes a row
+        rng.shuffle(order)
+        drawn = np.flatnonzero(labels == label).astype(np.int32).take(order)
+        train_parts.append(drawn[:n_i])
+        held_parts.append(drawn[n_i : n_i + t_i])
+    train, held = np.concatenate(train_parts), np.concatenate(held_parts)
+    rng.shuffle(train)
+    rng.shuffle(held)
+    return rows[train], rows[held]
 
 
 @dataclass(frozen=True)
@@ -101,7 +128,7 @@ class LineIndex:
 
 
 def _line_index(path: Path) -> LineIndex:
-    starts, lengths, labels = array("q"), array("q"), array("b")
+    starts, lengths, labels = array("q"), array("i"), array("b")
     offset = 0
     with path.open("rb") as f:
         for line in f:

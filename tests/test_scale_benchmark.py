@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 
@@ -83,3 +84,34 @@ def test_a_split_folder_without_its_files_is_refused(monkeypatch, tmp_path):
     scale_models = importlib.import_module("scale_models")
     with pytest.raises(FileNotFoundError):
         scale_models.write_split(tmp_path / "missing", 2, tmp_path / "out")
+
+
+def test_merging_runs_keeps_the_model_stages_results(scale, tmp_path):
+    out = tmp_path / "scale.json"
+    model_runs = [{"code": "HEAD@1", "scale": 1, "stages": {}}]
+    old_run = {"code": "HEAD@0", "scale": 1, "stages": {}}
+    out.write_text(json.dumps({"runs": [old_run], "model_runs": model_runs}))
+    new_run = {"code": "HEAD@2", "scale": 1, "stages": {}}
+    merged = scale.merged(out, [new_run])
+    assert merged["runs"] == [new_run]
+    assert merged["model_runs"] == model_runs
+
+
+def test_split_copies_keep_k_times_the_documents_each_with_its_tail(scale, tmp_path):
+    scale_split = importlib.import_module("scale_split")
+    tokenized = tmp_path / "tokenized"
+    tokenizers = {"morph": {"method": "kiwi", "tags": True}, "space": {"method": "whitespace"}}
+    record = {"text": "좋은 영화", "label": 1, "tokens": {"morph": ["좋/VA"], "space": ["좋은"]}}
+    write_jsonl(tokenized / "train.jsonl", [record, {**record, "label": 0}])
+    write_jsonl(tokenized / "test.jsonl", [record])
+    (tokenized / "tokenizers.json").write_text(json.dumps(tokenizers))
+    documents = scale_split.write_copies(tokenized, 3, tmp_path / "out")
+    train = read_jsonl(tmp_path / "out/train.jsonl")
+    assert documents == 9 and len(train) == 6
+    assert train[:2] == read_jsonl(tokenized / "train.jsonl")
+    third = train[4]
+    assert third["text"] == f"좋은 영화 {scale.tail(2)}" and third["label"] == 1
+    assert third["tokens"] == {
+        "morph": ["좋/VA", f"{scale.tail(2)}/SW"],
+        "space": ["좋은", scale.tail(2)],
+    }

@@ -6,7 +6,7 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.errors import PipelineError
 from pipeline.io import read_jsonl, write_jsonl
-from pipeline.split import SplitConfig, assign, run
+from pipeline.split import SplitConfig, _stratified, assign, run
 from tests.helpers import tiny_records
 
 CFG = SplitConfig(seed=7, validation_size=0.25, test_size=0.25, min_freq=1, max_vocab=100)
@@ -98,3 +98,26 @@ def test_blank_lines_are_skipped(tmp_path):
 def test_too_few_documents_is_an_error(tmp_path):
     with pytest.raises(PipelineError, match="cannot split 3 documents"):
         split(tmp_path, tiny_records()[:3])
+
+
+@pytest.mark.parametrize("seed", [0, 7, 42])
+@pytest.mark.parametrize("size", [0.1, 0.25, 1 / 3])
+def test_the_draw_is_sklearn_s_for_any_labels(seed, size):
+    """The int32 stratified draw gives sklearn's `train_test_split` rows, in its order, for two
+    and three labels, balanced or not, and class counts that tie."""
+    rng = np.random.RandomState(seed)
+    for labels in (
+        rng.randint(0, 2, 1001),
+        rng.choice([0, 1, 2], 997, p=[0.6, 0.3, 0.1]),
+        np.repeat([0, 1, 2], 50),
+    ):
+        labels = labels.astype(np.int8)
+        rows = np.arange(len(labels))
+        want = train_test_split(rows, test_size=size, random_state=seed, stratify=labels)
+        got = _stratified(rows.astype(np.int32), labels, size, seed)
+        assert [part.tolist() for part in got] == [part.tolist() for part in want]
+
+
+def test_a_label_with_one_document_is_an_error_naming_the_counts():
+    with pytest.raises(PipelineError, match=r"label counts \{0: 9, 1: 1\}"):
+        _stratified(np.arange(10, dtype=np.int32), np.array([0] * 9 + [1], np.int8), 0.2, 7)
