@@ -201,12 +201,17 @@ def tree_label() -> str:
     return revision_label("HEAD") + ("+changes" if dirty.stdout.strip() else "")
 
 
-def merged(out: Path, runs: list[dict]) -> dict:
+def merged(out: Path, runs: list[dict], section: str = "runs") -> dict:
+    """--out's results with `runs` in `section`, replacing those of the same code (its name
+    before '@') and scale; the file's other sections are kept as they were."""
     previous = json.loads(out.read_text()) if out.exists() else {"runs": []}
     replaced = {(r["code"].split("@")[0], r["scale"]) for r in runs}
-    kept = [r for r in previous["runs"] if (r["code"].split("@")[0], r["scale"]) not in replaced]
-    # the rest of the file (scale_models.py's model_runs) is kept as it was
-    return {**previous, "runs": sorted(kept + runs, key=lambda r: (r["scale"], r["code"]))}
+    kept = [
+        r
+        for r in previous.get(section, [])
+        if (r["code"].split("@")[0], r["scale"]) not in replaced
+    ]
+    return {**previous, section: sorted(kept + runs, key=lambda r: (r["scale"], r["code"]))}
 
 
 @click.command()

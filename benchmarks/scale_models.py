@@ -50,13 +50,20 @@ STAGES = {
 def write_split(source: Path, scale: int, folder: Path) -> dict[str, int]:
     """`scale` copies of the split in `source` (see the module's docstring); lines per file."""
     shutil.copytree(source / "vocab", folder / "vocab")
+    return write_copies(source, SPLITS, scale, folder)
+
+
+def write_copies(source: Path, names: tuple[str, ...], scale: int, folder: Path) -> dict[str, int]:
+    """`scale` copies of each `source/<name>.jsonl` in `folder`, with `source`'s
+    tokenizers.json; lines per file."""
+    folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(source / "tokenizers.json", folder / "tokenizers.json")
     tagged = {
         name: config.get("tags", False)
         for name, config in json.loads((source / "tokenizers.json").read_text()).items()
     }
     sizes = {}
-    for name in SPLITS:
+    for name in names:
         lines = (source / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
         with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as out:
             for copy in range(scale):

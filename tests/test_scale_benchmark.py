@@ -97,15 +97,16 @@ def test_merging_runs_keeps_the_model_stages_results(scale, tmp_path):
     assert merged["model_runs"] == model_runs
 
 
-def test_split_copies_keep_k_times_the_documents_each_with_its_tail(scale, tmp_path):
-    scale_split = importlib.import_module("scale_split")
+def test_tokenized_copies_keep_k_times_the_documents_each_with_its_tail(scale, tmp_path):
+    scale_models = importlib.import_module("scale_models")
     tokenized = tmp_path / "tokenized"
     tokenizers = {"morph": {"method": "kiwi", "tags": True}, "space": {"method": "whitespace"}}
     record = {"text": "좋은 영화", "label": 1, "tokens": {"morph": ["좋/VA"], "space": ["좋은"]}}
     write_jsonl(tokenized / "train.jsonl", [record, {**record, "label": 0}])
     write_jsonl(tokenized / "test.jsonl", [record])
     (tokenized / "tokenizers.json").write_text(json.dumps(tokenizers))
-    documents = scale_split.write_copies(tokenized, 3, tmp_path / "out")
+    sizes = scale_models.write_copies(tokenized, ("train", "test"), 3, tmp_path / "out")
+    documents = sum(sizes.values())
     train = read_jsonl(tmp_path / "out/train.jsonl")
     assert documents == 9 and len(train) == 6
     assert train[:2] == read_jsonl(tokenized / "train.jsonl")
