@@ -237,5 +237,17 @@ def command(data_dir, models_dir, experiment, top, variants):
     click.echo(f"{len(rows)} combinations logged to MLflow run {run.info.run_id} ({experiment})")
 
 
+def run_quietly(probe: click.Command) -> None:
+    """Run a probe script as `python -m pipeline` runs a stage: without the start-up chatter of
+    TensorFlow, absl and MLflow, unless PIPELINE_VERBOSE=1."""
+    from pipeline import quiet
+
+    if not quiet.verbose():
+        quiet.quiet_env()
+        quiet.quiet_python()
+        quiet.filter_native_stderr()
+    probe()
+
+
 if __name__ == "__main__":
-    command()
+    run_quietly(command)

@@ -30,6 +30,7 @@ from ensemble_probe import (
     member_probabilities,
     probe_run,
     read_splits,
+    run_quietly,
     split_labels,
 )
 
@@ -324,4 +325,4 @@ def command(
 
 
 if __name__ == "__main__":
-    command()
+    run_quietly(command)

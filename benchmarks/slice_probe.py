@@ -32,6 +32,7 @@ from ensemble_probe import (
     member_probabilities,
     probe_run,
     read_splits,
+    run_quietly,
     split_labels,
 )
 
@@ -152,4 +153,4 @@ def command(data_dir, models_dir, tokenizer, edges, experiment, variants):
 
 
 if __name__ == "__main__":
-    command()
+    run_quietly(command)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import random
+import re
 import shutil
 import sys
 
@@ -12,20 +14,30 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from pipeline.ensemble import combine
-from pipeline.io import read_jsonl, sha256_file, write_jsonl
+from pipeline.io import read_jsonl, sha256_file, write_json, write_jsonl
 from pipeline.serving import Bundle
 from pipeline.tokenizers import whitespace_tokens
 from pipeline.train import TrainSettings, train_variant, write_bundle
-from pipeline.vocab import build_pieces, build_vocab
-from tests.helpers import LSTM, REPO, TFIDF, clean_env, sh
+from tests.helpers import LSTM, REPO, TFIDF, clean_env, sh, tiny_vocab
 
 POSITIVE, NEGATIVE = ["좋다", "최고", "감동"], ["싫다", "최악", "지루"]
 NEUTRAL = ["영화", "배우", "장면", "음악", "이야기", "결말"]
+SPLITS = ("validation", "test")
 VARIANTS = ["chars", "lstm", "words_nb"]  # sorted, as the probes list a models folder
+TRAIN = {  # params 'train' of the project's bundles
+    "experiment": "e",
+    "seed": 3,
+    "variants": {
+        "chars": TFIDF,
+        "words_nb": {**TFIDF, "tokenizer": "space", "analyzer": "word", "nb_scaling": True},
+        "lstm": {**LSTM, "max_length": 4, "epochs": 3},
+    },
+}
 
 
 def _records(n: int, rng: random.Random) -> list[dict]:
@@ -57,23 +69,10 @@ def project(tmp_path_factory):
     for name, records in splits.items():
         write_jsonl(root / "data" / "split" / f"{name}.jsonl", records)
     (root / "dvc.yaml").write_text("stages: {}\n", encoding="utf-8")
-    documents = [r["tokens"]["space"] for r in splits["train"]]
-    vocab = {
-        "tokenizer": {"method": "whitespace", "tags": False},
-        "tokens": build_vocab(documents, 1, 50),
-        "pieces": build_pieces(documents, 1, tagged=False),
-    }
-    section = {
-        "experiment": "e",
-        "seed": 3,
-        "variants": {
-            "chars": TFIDF,
-            "words_nb": {**TFIDF, "tokenizer": "space", "analyzer": "word", "nb_scaling": True},
-            "lstm": {**LSTM, "max_length": 4, "epochs": 3},
-        },
-    }
+    vocab = tiny_vocab(splits["train"])
+    write_json(root / "data" / "split" / "vocab" / "space.json", vocab)
     for variant in VARIANTS:
-        settings = TrainSettings.from_params(section, variant)
+        settings = TrainSettings.from_params(TRAIN, variant)
         fit = {"train": splits["train"], "validation": splits["validation"]}
         write_bundle(train_variant(settings, fit, vocab), root / "models" / variant)
     return root
@@ -346,3 +345,126 @@ def test_member_probe_errors_are_one_line(
     assert result.exit_code == 1
     assert f"error: {message}" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.fixture(scope="module")
+def seed_probe():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO / "benchmarks"))
+        return importlib.import_module("seed_probe")
+
+
+def _params_with(tmp_path, members: list[str] | None):
+    """The project's params.yaml: the repository's, with the bundles' train section and
+    `members` as the ensemble's."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["train"] = {**TRAIN, "defaults": params["train"]["defaults"]}
+    params["evaluate"]["ensemble"]["members"] = members or []
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_seed_probe_retrains_the_lstm_members_and_logs_the_spread(
+    project, seed_probe, tracking_uri, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(project)
+    before = _files(project)
+    params = _params_with(tmp_path, ["chars", "lstm"])
+    args = ["--params", str(params), "--cache-dir", str(tmp_path / "cache"), "--seeds", "5,8"]
+    first = CliRunner().invoke(seed_probe.command, args)
+    assert first.exit_code == 0, first.output
+    assert _files(project) == before
+
+    probabilities, labels, _ = _expected(project)
+    split_dir = project / "data" / "split"
+    records = {s: read_jsonl(split_dir / f"{s}.jsonl") for s in ("train", *SPLITS)}
+    expected = {}
+    for seed in (3, 5, 8):  # 3: the bundles' own
+        lstm = probabilities["lstm"]
+        if seed != 3:
+            settings = dataclasses.replace(TrainSettings.from_params(TRAIN, "lstm"), seed=seed)
+            fit = {s: records[s] for s in ("train", "validation")}
+            trained = train_variant(settings, fit, tiny_vocab(records["train"]))
+            write_bundle(trained, tmp_path / f"lstm{seed}")
+            model = Bundle(tmp_path / f"lstm{seed}")
+            lstm = {s: model.probabilities([r["text"] for r in records[s]]) for s in SPLITS}
+        for split in SPLITS:
+            both = combine([probabilities["chars"][split], lstm[split]])
+            expected[seed, split] = float(np.mean((both >= 0.5) == labels[split]))
+
+    run = _only_run(MlflowClient())
+    assert run.info.status == "FINISHED" and run.data.tags["probe"] == "seed_probe"
+    metrics = run.data.metrics
+    for (seed, split), value in expected.items():
+        assert metrics[f"seed_{seed}/ensemble/{split}_accuracy"] == pytest.approx(value)
+    test = [expected[seed, "test"] for seed in (3, 5, 8)]
+    assert metrics["spread/ensemble/test_accuracy"] == pytest.approx(max(test) - min(test))
+    assert metrics["mean/ensemble/test_accuracy"] == pytest.approx(np.mean(test))
+    assert "seed_5/chars/test_accuracy" in metrics  # every member's accuracy, per seed
+    assert "ensemble spread over 3 seeds" in first.output
+
+    shutil.rmtree(next((tmp_path / "cache").iterdir()) / "seed5")  # the retrained bundles
+    again = CliRunner().invoke(seed_probe.command, args)
+    assert again.exit_code == 0, again.output
+    assert not (next((tmp_path / "cache").iterdir()) / "seed5").exists()  # nothing retrained
+    assert _table(again.output) == _table(first.output)
+
+
+def _table(output: str) -> list[str]:
+    """The seed probe's table: its header line to its spread line."""
+    lines = output.splitlines()
+    start = lines.index("seed  ensemble val / test  lstm val / test")
+    return lines[start : start + 5]
+
+
+@pytest.mark.parametrize(
+    ("members", "args", "message"),
+    [
+        (["chars", "lstm"], ["--seeds", "1,x"], "--seeds takes integers separated by commas"),
+        (["chars", "lstm"], ["--seeds", "1,1"], "--seeds takes distinct non-negative integers"),
+        (["chars", "lstm"], ["--seeds", "3"], "seed 3 is the bundles' own (train.seed)"),
+        (["chars", "words_nb"], ["--seeds", "1"], "no LSTM among chars, words_nb: nothing"),
+        (None, ["--seeds", "1"], "params.yaml names no ensemble members: name the VARIANTS"),
+        (None, ["--seeds", "1", "chars", "gru"], "no trained bundle for 'gru' under models"),
+    ],
+)
+def test_seed_probe_errors_are_one_line(
+    project, seed_probe, tracking_uri, tmp_path, monkeypatch, members, args, message
+):
+    monkeypatch.chdir(project)
+    params = _params_with(tmp_path, members)
+    cli = ["--params", str(params), "--cache-dir", str(tmp_path / "cache"), *args]
+    result = CliRunner().invoke(seed_probe.command, cli)
+    assert result.exit_code == 1
+    assert (
+        result.output.startswith("error: ")
+        and message in result.output
+        and "Traceback" not in result.output
+    )
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_seed_probe_runs_as_documented_and_shows_only_its_own_lines(project, tmp_path):
+    """`python benchmarks/seed_probe.py` from the project root, as docs/experiments.md shows
+    it: the run lands in the project's mlflow.db, and the terminal holds the probe's lines."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    _params_with(copy, ["lstm", "words_nb"])
+    probe = [sys.executable, str(REPO / "benchmarks/seed_probe.py")]
+    result = sh(
+        [*probe, "--cache-dir", str(tmp_path / "cache"), "--seeds", "1,2"],
+        copy,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        timeout=300,
+    )
+    assert "ensemble spread over 3 seeds" in result.stdout
+    noise = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if re.match(r"[IWE]\d{4} |WARNING: All log messages|.*(oneDNN|cuda|INFO mlflow)", line)
+    ]
+    assert not noise, noise
+    run = _only_run(MlflowClient(tracking_uri=f"sqlite:///{copy / 'mlflow.db'}"))
+    assert run.data.params["members"] == "lstm,words_nb" and run.data.params["seeds"] == "1,2"
