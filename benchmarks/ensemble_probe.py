@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -106,6 +106,18 @@ def member_probabilities(
 
 def split_labels(splits: dict[str, list[dict]]) -> dict[str, np.ndarray]:
     return {s: np.array([r["label"] for r in records]) for s, records in splits.items()}
+
+
+def cached_probabilities(
+    path: Path, score: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """split -> P(positive), read from `path`; when it is not there, `score()`'s, saved there first
+    (a probe's cache: a rerun refits and rescores nothing)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **score())
+    with np.load(path) as loaded:
+        return {split: loaded[split] for split in SPLITS}
 
 
 def accuracy(labels: np.ndarray, probability: np.ndarray) -> float:

@@ -25,6 +25,7 @@ import numpy as np
 from ensemble_probe import (
     SPLITS,
     accuracy,
+    cached_probabilities,
     chosen_variants,
     data_params,
     member_probabilities,
@@ -263,12 +264,10 @@ def command(
         cache_dir.mkdir(parents=True, exist_ok=True)
         probabilities = {}
         for variant in variants:
-            cached = cache_dir / f"variant-{variant}.npz"
-            if not cached.exists():
-                scored = member_probabilities(models_dir, [variant], splits)[variant]
-                np.savez(cached, **scored)
-            with np.load(cached) as loaded:
-                probabilities[variant] = {s: loaded[s] for s in SPLITS}
+            probabilities[variant] = cached_probabilities(
+                cache_dir / f"variant-{variant}.npz",
+                lambda v=variant: member_probabilities(models_dir, [v], splits)[v],
+            )
         train_texts = [r["text"] for r in read_jsonl(data_dir / "train.jsonl")]
         sp_model = cache_dir / f"sp-{model_type}-{vocab_size}.model"
         needs_pieces = any(c.endswith("_sp") or c == "sp_nb" for c in candidates)

@@ -24,6 +24,7 @@ import numpy as np
 from ensemble_probe import (
     SPLITS,
     accuracy,
+    cached_probabilities,
     chosen_variants,
     data_params,
     member_probabilities,
@@ -147,15 +148,13 @@ def command(data_dir, models_dir, params_path, cache_dir, seeds_text, experiment
             by_seed[seed] = dict(trained)
             for variant, settings in lstms.items():
                 settings = replace(settings, seed=seed)
-                cached = cache_dir / f"{settings_tag(settings)}-seed{seed}.npz"
-                if not cached.exists():
-                    cache_dir.mkdir(parents=True, exist_ok=True)
-                    scored = retrained(settings, data_dir, splits, cache_dir / f"seed{seed}")
-                    np.savez(cached, **scored)
-                with np.load(cached) as loaded:
-                    by_seed[seed][variant] = {s: loaded[s] for s in SPLITS}
+                by_seed[seed][variant] = cached_probabilities(
+                    cache_dir / f"{settings_tag(settings)}-seed{seed}.npz",
+                    lambda s=settings: retrained(s, data_dir, splits, cache_dir / f"seed{s.seed}"),
+                )
         rows = seed_rows(by_seed, labels, members)
-        mlflow.log_metrics(summary(rows))
+        spread = summary(rows)
+        mlflow.log_metrics(spread)
         mlflow.log_metrics(
             {f"seed_{r['seed']}/{k}": v for r in rows for k, v in r.items() if k != "seed"}
         )
@@ -167,7 +166,6 @@ def command(data_dir, models_dir, params_path, cache_dir, seeds_text, experiment
             for n in ("ensemble", *lstms)
         ]
         click.echo(f"{row['seed']:>4}  " + "  ".join(cells))
-    spread = summary(rows)
     click.echo(
         f"ensemble spread over {len(rows)} seeds: validation "
         f"{spread['spread/ensemble/validation_accuracy']:.4f}, test "
